@@ -1,0 +1,217 @@
+//! Echo benchmark: our RPC against tarpc, same process layout, same parameters, same run.
+//!
+//! ```text
+//! cargo run --release -p rpc --example echo_bench -- --conns 4 --concurrency 500 --seconds 10 --payload 64 --compare tarpc
+//! ```
+//!
+//! For each system: one echo server and its load share a tokio runtime in this process and talk
+//! over loopback TCP. `--conns` connections, `--concurrency` tasks each calling in a loop
+//! (task i uses connection i mod conns). After `--warmup` seconds, calls are counted and their
+//! latencies recorded for `--seconds`. One line per system, then the ratio.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use serde_bytes::ByteBuf;
+
+#[derive(Parser, Debug, Clone)]
+struct Args {
+    /// TCP connections from the client to the server.
+    #[arg(long, default_value_t = 4)]
+    conns: usize,
+    /// Calls in flight at once (one task each).
+    #[arg(long, default_value_t = 500)]
+    concurrency: usize,
+    /// Measured seconds per system.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Unmeasured seconds before measuring.
+    #[arg(long, default_value_t = 1)]
+    warmup: u64,
+    /// Payload bytes per call (echoed back).
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    /// Also run this system in the same run (`tarpc`).
+    #[arg(long)]
+    compare: Option<String>,
+    /// Runtime worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[rpc::service]
+trait Echo {
+    async fn echo(&self, payload: ByteBuf) -> ByteBuf;
+}
+
+struct EchoImpl;
+
+impl Echo for EchoImpl {
+    async fn echo(&self, payload: ByteBuf) -> ByteBuf {
+        payload
+    }
+}
+
+#[tarpc::service]
+trait TarpcEcho {
+    async fn echo(payload: ByteBuf) -> ByteBuf;
+}
+
+#[derive(Clone)]
+struct TarpcEchoImpl;
+
+impl TarpcEcho for TarpcEchoImpl {
+    async fn echo(self, _: tarpc::context::Context, payload: ByteBuf) -> ByteBuf {
+        payload
+    }
+}
+
+/// One system's client, as the load tasks see it.
+trait Caller: Send + Sync + 'static {
+    fn echo(&self, payload: ByteBuf) -> impl std::future::Future<Output = Result<ByteBuf, String>> + Send + '_;
+}
+
+impl Caller for EchoClient {
+    async fn echo(&self, payload: ByteBuf) -> Result<ByteBuf, String> {
+        EchoClient::echo(self, payload).await.map_err(|e| e.to_string())
+    }
+}
+
+impl Caller for TarpcEchoClient {
+    async fn echo(&self, payload: ByteBuf) -> Result<ByteBuf, String> {
+        TarpcEchoClient::echo(self, tarpc::context::current(), payload).await.map_err(|e| e.to_string())
+    }
+}
+
+/// What one run measured.
+struct Outcome {
+    qps: f64,
+    p50_us: u64,
+    p99_us: u64,
+    errors: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.threads {
+        builder.worker_threads(threads);
+    }
+    let runtime = builder.enable_all().build()?;
+    runtime.block_on(async {
+        let ours = run_seckill(&args).await?;
+        report("seckill-rpc", &ours);
+        if let Some(other) = &args.compare {
+            anyhow::ensure!(other == "tarpc", "--compare only knows tarpc");
+            let theirs = run_tarpc(&args).await?;
+            report("tarpc", &theirs);
+            println!("ratio_qps_vs_tarpc={:.2}", ours.qps / theirs.qps);
+        }
+        Ok(())
+    })
+}
+
+fn report(system: &str, outcome: &Outcome) {
+    println!("system={system} qps={:.0} p50_us={} p99_us={}", outcome.qps, outcome.p50_us, outcome.p99_us);
+    if outcome.errors > 0 {
+        eprintln!("system={system} errors={}", outcome.errors);
+    }
+}
+
+async fn run_seckill(args: &Args) -> anyhow::Result<Outcome> {
+    let server = rpc::Server::new(rpc::ServerConfig::default())
+        .add_service(EchoServer::new(EchoImpl))
+        .spawn("127.0.0.1:0")
+        .await?;
+    let config = rpc::ClientConfig { connections: args.conns, ..Default::default() };
+    let channel = rpc::Channel::new(server.local_addr().to_string(), config);
+    // One channel with `conns` connections: calls are spread over them round robin.
+    let client = Arc::new(EchoClient::new(channel));
+    let outcome = drive(args, |_task| client.clone()).await;
+    server.shutdown().await;
+    Ok(outcome)
+}
+
+async fn run_tarpc(args: &Args) -> anyhow::Result<Outcome> {
+    use tarpc::server::Channel as _;
+    use tarpc::tokio_serde::formats::Bincode;
+
+    let listener = tarpc::serde_transport::tcp::listen("127.0.0.1:0", Bincode::default).await?;
+    let addr = listener.local_addr();
+    let server = tokio::spawn(
+        listener
+            .filter_map(|conn| futures::future::ready(conn.ok()))
+            .map(tarpc::server::BaseChannel::with_defaults)
+            .map(|channel| {
+                channel.execute(TarpcEchoImpl.serve()).for_each(|fut| async {
+                    tokio::spawn(fut);
+                })
+            })
+            .buffer_unordered(usize::MAX)
+            .for_each(|()| async {}),
+    );
+    let mut clients = Vec::new();
+    for _ in 0..args.conns {
+        let transport = tarpc::serde_transport::tcp::connect(addr, Bincode::default).await?;
+        clients.push(TarpcEchoClient::new(tarpc::client::Config::default(), transport).spawn());
+    }
+    let clients: Vec<_> = clients.into_iter().map(Arc::new).collect();
+    let outcome = drive(args, |task| clients[task % clients.len()].clone()).await;
+    server.abort();
+    Ok(outcome)
+}
+
+/// Runs `concurrency` tasks that call in a loop, and measures the calls made in the window.
+async fn drive<C: Caller>(args: &Args, client_for_task: impl Fn(usize) -> Arc<C>) -> Outcome {
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let start = Instant::now() + Duration::from_secs(args.warmup);
+    let end = start + Duration::from_secs(args.seconds);
+    let payload = ByteBuf::from(vec![0xAB; args.payload]);
+    let tasks: Vec<_> = (0..args.concurrency)
+        .map(|task| {
+            let client = client_for_task(task);
+            let (stop, errors, payload) = (stop.clone(), errors.clone(), payload.clone());
+            tokio::spawn(async move {
+                let mut histogram = Histogram::<u64>::new_with_bounds(1, 10_000_000, 2).expect("valid bounds");
+                let mut count = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let began = Instant::now();
+                    let result = client.echo(payload.clone()).await;
+                    let done = Instant::now();
+                    match result {
+                        Ok(echoed) if echoed.len() == payload.len() => {
+                            if began >= start && done <= end {
+                                count += 1;
+                                histogram.saturating_record((done - began).as_micros() as u64);
+                            }
+                        }
+                        _ => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                (count, histogram)
+            })
+        })
+        .collect();
+    tokio::time::sleep_until((end + Duration::from_millis(50)).into()).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0u64;
+    let mut merged = Histogram::<u64>::new_with_bounds(1, 10_000_000, 2).expect("valid bounds");
+    for task in tasks {
+        let (count, histogram) = task.await.expect("load task panicked");
+        total += count;
+        merged.add(histogram).expect("same bounds");
+    }
+    Outcome {
+        qps: total as f64 / args.seconds as f64,
+        p50_us: merged.value_at_quantile(0.50),
+        p99_us: merged.value_at_quantile(0.99),
+        errors: errors.load(Ordering::Relaxed),
+    }
+}
