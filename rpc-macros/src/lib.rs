@@ -212,8 +212,8 @@ fn client(item: &ItemTrait, methods: &[Method]) -> TokenStream2 {
                     method: #method_name,
                     idempotent: #idempotent,
                 };
-                let key = #key;
-                ::rpc::invoke(&self.transport, &self.options, METHOD, key, &(#(#names,)*)).await
+                let __rpc_hash_key = #key;
+                ::rpc::invoke(&self.transport, &self.options, METHOD, __rpc_hash_key, &(#(#names,)*)).await
             }
         }
     });
@@ -261,15 +261,16 @@ fn server(item: &ItemTrait, methods: &[Method]) -> TokenStream2 {
         let names: Vec<_> = args.iter().map(|(arg, _)| arg).collect();
         let types = args.iter().map(|(_, ty)| ty);
         let respond = if result.is_some() {
-            quote!(::rpc::Response::from_result(request.codec, inner.#name(#(#names),*).await))
+            quote!(::rpc::Response::from_result(__rpc_codec, __rpc_inner.#name(#(#names),*).await))
         } else {
-            quote!(::rpc::Response::from_value(request.codec, &inner.#name(#(#names),*).await))
+            quote!(::rpc::Response::from_value(__rpc_codec, &__rpc_inner.#name(#(#names),*).await))
         };
         quote! {
             #method_name => {
-                let inner = ::std::sync::Arc::clone(&self.inner);
+                let __rpc_inner = ::std::sync::Arc::clone(&self.inner);
                 ::core::option::Option::Some(::std::boxed::Box::pin(async move {
-                    let (#(#names,)*): (#(#types,)*) = match request.decode() {
+                    let __rpc_codec = __rpc_request.codec;
+                    let (#(#names,)*): (#(#types,)*) = match __rpc_request.decode() {
                         ::core::result::Result::Ok(args) => args,
                         ::core::result::Result::Err(response) => return response,
                     };
@@ -305,7 +306,7 @@ fn server(item: &ItemTrait, methods: &[Method]) -> TokenStream2 {
             fn call(
                 &self,
                 method: &str,
-                request: ::rpc::Request,
+                __rpc_request: ::rpc::Request,
             ) -> ::core::option::Option<::rpc::BoxFuture<'static, ::rpc::Response>> {
                 match method {
                     #(#arms)*
