@@ -18,6 +18,13 @@ pub const PREFIX: &str = "SECKILL_";
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(#[from] Box<figment::Error>);
 
+/// Serializes a secret in clear. Only for building the defaults layer that [`load`] merges the
+/// environment over; never use it to print or log settings.
+pub fn expose<S: serde::Serializer>(secret: &secrecy::SecretString, serializer: S) -> Result<S::Ok, S::Error> {
+    use secrecy::ExposeSecret;
+    serializer.serialize_str(secret.expose_secret())
+}
+
 /// Loads `T`: its `Default`, overridden by `SECKILL_*` variables.
 pub fn load<T: Default + Serialize + DeserializeOwned>() -> Result<T, ConfigError> {
     Figment::from(Serialized::defaults(T::default()))
@@ -40,7 +47,7 @@ mod tests {
     struct Settings {
         port: u16,
         database_url: String,
-        #[serde(serialize_with = "redacted")]
+        #[serde(serialize_with = "expose")]
         jwt_secret: SecretString,
         rpc: Rpc,
     }
@@ -49,10 +56,6 @@ mod tests {
     struct Rpc {
         #[serde(with = "humantime_serde")]
         default_timeout: Duration,
-    }
-
-    fn redacted<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(secret.expose_secret())
     }
 
     impl Default for Settings {

@@ -1,0 +1,116 @@
+//! order-service: placing orders (reserve + publish) and reading their outcome.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// An accepted purchase attempt: the broker has the order message; its outcome comes later.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    /// The ticket id (also the message id on the broker).
+    pub ticket: Uuid,
+    /// The buyer.
+    pub user_id: i64,
+    /// The goods.
+    pub goods_id: i64,
+}
+
+/// Where a user's purchase of a goods stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum OrderResult {
+    /// Accepted; the order is being written.
+    Queued {
+        /// The ticket.
+        ticket: Uuid,
+    },
+    /// The order exists.
+    Success {
+        /// The order's id.
+        order_id: i64,
+    },
+    /// The attempt failed and its unit was released.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+    /// This user has no purchase of this goods and the sale is sold out.
+    SoldOut,
+    /// This user has no purchase of this goods.
+    None,
+}
+
+/// An order as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderView {
+    /// Snowflake id.
+    pub id: i64,
+    /// The buyer.
+    pub user_id: i64,
+    /// The goods.
+    pub goods_id: i64,
+    /// The ticket it came from.
+    pub ticket: Uuid,
+    /// Price paid, in cents.
+    pub price_cents: i64,
+    /// Status (`created`).
+    pub status: String,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The order message on the broker (JSON; its AMQP message id is the ticket id).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderMessage {
+    /// The ticket.
+    pub ticket: Uuid,
+    /// The buyer.
+    pub user_id: i64,
+    /// The goods.
+    pub goods_id: i64,
+    /// Price to charge, in cents.
+    pub price_cents: i64,
+}
+
+/// Why an order operation failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum OrderError {
+    /// Nothing left.
+    #[error("sold out")]
+    SoldOut,
+    /// This user already holds or bought one.
+    #[error("already ordered")]
+    Duplicate,
+    /// The sale has not opened.
+    #[error("sale not started")]
+    NotStarted {
+        /// When it opens.
+        starts_at: DateTime<Utc>,
+    },
+    /// The sale is over.
+    #[error("sale ended")]
+    Ended,
+    /// No such goods on sale (or not warmed up).
+    #[error("unknown goods {0}")]
+    UnknownGoods(i64),
+    /// No such order.
+    #[error("no such order")]
+    NotFound,
+    /// A dependency failed; nothing was accepted and any unit taken was given back. Retry later.
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Placing orders and reading their outcome.
+#[rpc::service]
+pub trait OrderService {
+    /// Reserves a unit, then hands the order to the broker (publisher-confirmed). Only a confirmed
+    /// message yields a ticket; otherwise the unit is released and `Unavailable` returned.
+    async fn place(&self, user_id: i64, goods_id: i64) -> Result<Ticket, OrderError>;
+    /// Where this user's purchase of this goods stands.
+    #[rpc(idempotent)]
+    async fn result(&self, user_id: i64, goods_id: i64) -> Result<OrderResult, OrderError>;
+    /// An order by id.
+    #[rpc(idempotent)]
+    async fn get_order(&self, order_id: i64) -> Result<OrderView, OrderError>;
+}

@@ -1,0 +1,207 @@
+//! stock-service: the goods on sale and the sale state in Redis (stock, buyers, reservations).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Actor;
+
+/// Goods to put on sale (admin only).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewGoods {
+    /// Display name.
+    pub name: String,
+    /// Longer text.
+    #[serde(default)]
+    pub description: String,
+    /// Normal price, in cents.
+    pub price_cents: i64,
+    /// Flash-sale price, in cents.
+    pub seckill_price_cents: i64,
+    /// Units for sale.
+    pub stock: i32,
+    /// When the sale opens.
+    pub start_at: DateTime<Utc>,
+    /// When the sale closes.
+    pub end_at: DateTime<Utc>,
+}
+
+/// Goods on sale as buyers see them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GoodsView {
+    /// Id.
+    pub goods_id: i64,
+    /// Display name.
+    pub name: String,
+    /// Longer text.
+    pub description: String,
+    /// Normal price, in cents.
+    pub price_cents: i64,
+    /// Flash-sale price, in cents.
+    pub seckill_price_cents: i64,
+    /// Units put on sale.
+    pub initial_stock: i32,
+    /// Units left: from Redis once warmed up (the live figure), else from PostgreSQL.
+    pub stock_left: i64,
+    /// When the sale opens.
+    pub start_at: DateTime<Utc>,
+    /// When the sale closes.
+    pub end_at: DateTime<Utc>,
+    /// Whether the sale state is in Redis (only then can it be bought).
+    pub warmed: bool,
+}
+
+/// What `reserve` decided, atomically, in one Lua script.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReserveOutcome {
+    /// One unit is now held for this user and ticket.
+    Reserved {
+        /// Units left after this one.
+        stock_left: i64,
+        /// Price to charge, in cents.
+        price_cents: i64,
+    },
+    /// The user already holds (or bought) one: nothing was taken.
+    Duplicate,
+    /// Nothing left.
+    SoldOut,
+    /// The sale has not opened yet.
+    NotStarted {
+        /// When it opens.
+        starts_at: DateTime<Utc>,
+    },
+    /// The sale is over.
+    Ended,
+}
+
+/// Which holds `release` may undo.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReleaseScope {
+    /// Only a reservation no worker has claimed (publish failed; reconciler).
+    Unclaimed,
+    /// Also a claimed one (a worker gave up on its order).
+    AnyHold,
+}
+
+/// What `release` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReleaseOutcome {
+    /// The unit went back on sale and the user may buy again.
+    Released,
+    /// Nothing to release (already released, claimed when only unclaimed was asked, or another ticket).
+    NotHeld,
+}
+
+/// What `claim` decided for one (user, ticket). A worker claims a reservation before writing its
+/// order, so the reconciler can never release a reservation whose order is being written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClaimOutcome {
+    /// The reservation is now claimed by this ticket.
+    Claimed,
+    /// It was already claimed by this ticket (a redelivered message).
+    AlreadyClaimed,
+    /// No reservation for this ticket: released by the reconciler, or lost with Redis data.
+    Lost,
+}
+
+/// One reservation (or purchase) in a sale's buyers table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// The buyer.
+    pub user_id: i64,
+    /// The ticket it was made for.
+    pub ticket: Uuid,
+    /// When it was made (Redis clock), in ms since the Unix epoch.
+    pub reserved_at_ms: i64,
+    /// Whether a worker has claimed it to write its order.
+    pub claimed: bool,
+}
+
+/// The sale state of one goods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockLevel {
+    /// The goods.
+    pub goods_id: i64,
+    /// Units put on sale.
+    pub initial_stock: i64,
+    /// Units left in PostgreSQL (decremented by order workers).
+    pub db_stock: i64,
+    /// Units left in Redis, or `None` when the sale state is not in Redis.
+    pub redis_stock: Option<i64>,
+    /// Reservations and purchases held in Redis.
+    pub holds: i64,
+}
+
+/// What `rewarm` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RewarmOutcome {
+    /// The sale state was missing and has been rebuilt.
+    Rebuilt {
+        /// Stock now in Redis.
+        stock: i64,
+    },
+    /// The sale state was present: nothing changed.
+    Present,
+}
+
+/// Why a stock operation failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum StockError {
+    /// No goods with this id is on sale.
+    #[error("unknown goods {0}")]
+    UnknownGoods(i64),
+    /// The goods exists but its sale state is not in Redis (warm it up first).
+    #[error("goods {0} is not warmed up")]
+    NotWarmed(i64),
+    /// The request is not valid.
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// The actor lacks the admin role.
+    #[error("admin role required")]
+    Forbidden,
+    /// Redis or PostgreSQL failed (details in the service's logs).
+    #[error("stock service unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The goods catalogue and the sale state.
+#[rpc::service]
+pub trait StockService {
+    /// Puts goods on sale. Admin only.
+    async fn create_goods(&self, actor: Actor, goods: NewGoods) -> Result<GoodsView, StockError>;
+    /// Every goods on sale.
+    #[rpc(idempotent)]
+    async fn list_goods(&self) -> Result<Vec<GoodsView>, StockError>;
+    /// One goods.
+    #[rpc(idempotent)]
+    async fn get_goods(&self, goods_id: i64) -> Result<GoodsView, StockError>;
+    /// Loads stock, window and price into Redis (again: resets the sale state from PostgreSQL). Admin only.
+    #[rpc(idempotent)]
+    async fn warm_up(&self, actor: Actor, goods_id: i64) -> Result<GoodsView, StockError>;
+    /// The purchase gate: one Lua script (window, dedupe, stock, decrement, buyer). Idempotent
+    /// per ticket: the same ticket reserved twice answers `Reserved` twice and takes one unit.
+    #[rpc(idempotent, hash_key = goods_id)]
+    async fn reserve(&self, goods_id: i64, user_id: i64, ticket: Uuid) -> Result<ReserveOutcome, StockError>;
+    /// Compensation: gives a held unit back. Idempotent.
+    #[rpc(idempotent, hash_key = goods_id)]
+    async fn release(
+        &self,
+        goods_id: i64,
+        user_id: i64,
+        ticket: Uuid,
+        scope: ReleaseScope,
+    ) -> Result<ReleaseOutcome, StockError>;
+    /// Claims reservations for order writing, one outcome per (user, ticket), in order.
+    #[rpc(idempotent, hash_key = goods_id)]
+    async fn claim(&self, goods_id: i64, holds: Vec<(i64, Uuid)>) -> Result<Vec<ClaimOutcome>, StockError>;
+    /// Stock in PostgreSQL and Redis, and the holds.
+    #[rpc(idempotent)]
+    async fn stock_level(&self, goods_id: i64) -> Result<StockLevel, StockError>;
+    /// Unclaimed reservations made before `before_ms` (ms since the epoch).
+    #[rpc(idempotent)]
+    async fn stale_reservations(&self, goods_id: i64, before_ms: i64) -> Result<Vec<Reservation>, StockError>;
+    /// Rebuilds a sale state that Redis lost, from the orders PostgreSQL holds: stock =
+    /// initial - orders, each ordering user a (claimed) buyer. Does nothing if the state is present.
+    #[rpc(idempotent)]
+    async fn rewarm(&self, goods_id: i64, orders: Vec<(i64, Uuid)>) -> Result<RewarmOutcome, StockError>;
+}

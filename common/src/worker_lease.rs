@@ -1,0 +1,141 @@
+//! Snowflake worker ids leased from Redis, so two running processes never share one.
+//!
+//! A lease is `SET {prefix}:snowflake:worker:{id} <token> NX PX <ttl>`, renewed every third of the
+//! TTL by a script that extends the key only if it still holds our token. Ids are issued only
+//! while the lease is known valid (see [`crate::snowflake::LeaseDeadline`]): if renewals fail for
+//! longer than the TTL, the generator stops rather than risk sharing the id with a newcomer.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use deadpool_redis::Pool;
+use deadpool_redis::redis::{self, Script};
+
+use crate::snowflake::{Clock, LeaseDeadline, MAX_WORKER_ID, Snowflake, SnowflakeError, SystemClock};
+
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0";
+
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0";
+
+/// Why no worker id could be leased.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// All 1024 ids are leased.
+    #[error("all 1024 snowflake worker ids are leased")]
+    Exhausted,
+    /// Redis failed.
+    #[error("redis: {0}")]
+    Redis(String),
+}
+
+/// A leased worker id, renewed in the background until dropped or released.
+#[derive(Debug)]
+pub struct WorkerLease {
+    pool: Pool,
+    key: String,
+    token: String,
+    worker_id: u16,
+    deadline: LeaseDeadline,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl WorkerLease {
+    /// Leases a free worker id under `prefix`, trying ids from a random start.
+    pub async fn acquire(pool: &Pool, prefix: &str, ttl: Duration) -> Result<WorkerLease, LeaseError> {
+        let mut conn = pool.get().await.map_err(|e| LeaseError::Redis(e.to_string()))?;
+        let token = uuid::Uuid::new_v4().to_string();
+        let start = rand::random_range(0..=MAX_WORKER_ID);
+        let ttl_ms = ttl.as_millis() as u64;
+        for offset in 0..=MAX_WORKER_ID {
+            let worker_id = (start + offset) % (MAX_WORKER_ID + 1);
+            let key = format!("{prefix}:snowflake:worker:{worker_id}");
+            let started = SystemClock.now_ms();
+            let acquired: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(&token)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl_ms)
+                .query_async(&mut *conn)
+                .await
+                .map_err(|e| LeaseError::Redis(e.to_string()))?;
+            if acquired.is_some() {
+                let deadline = Arc::new(AtomicU64::new(valid_until(started, ttl)));
+                let renewer = tokio::spawn(renew(pool.clone(), key.clone(), token.clone(), ttl, deadline.clone()));
+                tracing::info!(worker_id, "leased snowflake worker id");
+                return Ok(WorkerLease { pool: pool.clone(), key, token, worker_id, deadline, renewer });
+            }
+        }
+        Err(LeaseError::Exhausted)
+    }
+
+    /// The leased id.
+    pub fn worker_id(&self) -> u16 {
+        self.worker_id
+    }
+
+    /// A generator for this worker id that stops issuing if the lease lapses.
+    pub fn snowflake(&self) -> Result<Snowflake, SnowflakeError> {
+        Snowflake::with_clock(self.worker_id, SystemClock, Some(self.deadline.clone()))
+    }
+
+    /// Gives the id back at once (otherwise it frees itself when the TTL runs out).
+    pub async fn release(self) {
+        self.renewer.abort();
+        self.deadline.store(0, Ordering::Release);
+        if let Ok(mut conn) = self.pool.get().await {
+            let _: Result<i64, _> = Script::new(RELEASE).key(&self.key).arg(&self.token).invoke_async(&mut *conn).await;
+        }
+    }
+}
+
+impl Drop for WorkerLease {
+    fn drop(&mut self) {
+        self.renewer.abort();
+    }
+}
+
+/// Ids may be issued until a tenth of the TTL before the key could expire.
+fn valid_until(renewed_at_ms: u64, ttl: Duration) -> u64 {
+    let ttl_ms = ttl.as_millis() as u64;
+    renewed_at_ms + ttl_ms - ttl_ms / 10
+}
+
+async fn renew(pool: Pool, key: String, token: String, ttl: Duration, deadline: LeaseDeadline) {
+    let script = Script::new(RENEW);
+    let mut interval = tokio::time::interval(ttl / 3);
+    interval.tick().await; // the first tick is immediate; we just acquired
+    loop {
+        interval.tick().await;
+        let started = SystemClock.now_ms();
+        let outcome: Result<i64, String> = async {
+            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+            script
+                .key(&key)
+                .arg(&token)
+                .arg(ttl.as_millis() as u64)
+                .invoke_async(&mut *conn)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        match outcome {
+            Ok(1) => deadline.store(valid_until(started, ttl), Ordering::Release),
+            Ok(_) => {
+                deadline.store(0, Ordering::Release);
+                tracing::error!(%key, "snowflake worker id lease lost to another process; no more ids from this one");
+                return;
+            }
+            Err(err) => tracing::warn!(%key, %err, "could not renew the snowflake worker id lease; will retry"),
+        }
+    }
+}
