@@ -28,25 +28,36 @@
 //! - [`server`]: [`Server`], connection handling, load shedding and graceful shutdown, and the
 //!   [`Service`] dispatcher trait.
 //! - [`error`]: the typed [`Error`] every call returns.
+//! - [`registry`]: service registry and discovery: the [`Registry`] trait, [`RedisRegistry`]
+//!   (heartbeats with a TTL, pub/sub change notification, a cache that outlives Redis outages) and
+//!   [`StaticRegistry`].
+//! - [`cluster`]: [`Cluster`], the governed transport over a discovered service: balancers
+//!   (weighted random, smooth WRR, least active, consistent hash, peak EWMA) with warm-up,
+//!   a circuit breaker per node, budgeted retries of idempotent calls, per-endpoint metrics.
+//!   `README.md` has the balancer table, the breaker's state machine and the retry rules.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 
 pub mod client;
+pub mod cluster;
 pub mod codec;
 pub mod context;
 pub mod error;
 pub mod frame;
 pub mod metadata;
 mod outbox;
+pub mod registry;
 pub mod server;
 
 pub use futures::future::BoxFuture;
 pub use rpc_macros::service;
 
 pub use self::client::{Call, CallOptions, Channel, ClientConfig, MethodInfo, Reply, Transport, hash_key, invoke};
+pub use self::cluster::{BalancerKind, BreakerState, Cluster, ClusterConfig};
 pub use self::codec::{Codec, CodecError};
 pub use self::context::Context;
 pub use self::error::{Error, Never, RemoteError, TransportError};
 pub use self::frame::{Limits, Status};
+pub use self::registry::{Discovery, Instance, RedisRegistry, Registration, Registry, StaticRegistry};
 pub use self::server::{Request, Response, Server, ServerConfig, ServerHandle, Service};

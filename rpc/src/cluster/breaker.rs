@@ -1,0 +1,343 @@
+//! The per-node circuit breaker.
+//!
+//! ```text
+//!            failure ratio ≥ failure_ratio or slow ratio ≥ slow_call_ratio,
+//!            over ≥ min_calls calls in the last `window`
+//!   Closed ───────────────────────────────────────────────► Open
+//!     ▲                                                   │  ▲
+//!     │ half_open_probes probes succeed    open_for passed │  │ a probe fails or is slow
+//!     │                                                   ▼  │
+//!     └─────────────────────────────────────────────── HalfOpen
+//! ```
+//!
+//! One breaker per node, never per service: a sick node is cut off while its healthy siblings
+//! keep serving. The closed state, by far the commonest, is checked with one atomic load; the
+//! lock is taken only to record an outcome.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::window::Window;
+use crate::outbox::lock;
+
+/// Settings of the per-node circuit breaker.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct BreakerConfig {
+    /// `false` turns breaking off (every node always admits calls).
+    pub enabled: bool,
+    /// Span of the sliding window the ratios are computed over.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// No verdict before this many calls in the window: two failures out of three prove nothing.
+    pub min_calls: u32,
+    /// Open when at least this fraction of the window's calls failed (node failures only:
+    /// transport errors, timeouts, `Overloaded`, internal errors; never application errors).
+    pub failure_ratio: f64,
+    /// A call slower than this counts as slow.
+    #[serde(with = "humantime_serde")]
+    pub slow_call_threshold: Duration,
+    /// Open when at least this fraction of the window's calls were slow.
+    pub slow_call_ratio: f64,
+    /// How long an open breaker refuses calls before letting probes through.
+    #[serde(with = "humantime_serde")]
+    pub open_for: Duration,
+    /// Probes admitted while half-open; all must succeed (and be fast) to close again.
+    pub half_open_probes: u32,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            enabled: true,
+            window: Duration::from_secs(10),
+            min_calls: 20,
+            failure_ratio: 0.5,
+            slow_call_threshold: Duration::from_secs(1),
+            slow_call_ratio: 0.8,
+            open_for: Duration::from_secs(5),
+            half_open_probes: 3,
+        }
+    }
+}
+
+/// The state of a breaker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BreakerState {
+    /// Calls flow; outcomes are counted.
+    Closed,
+    /// Calls are refused until `open_for` has passed.
+    Open,
+    /// A few probe calls are let through to test the node.
+    HalfOpen,
+}
+
+impl BreakerState {
+    /// The value of the `rpc_client_breaker_state` gauge: 0 closed, 1 open, 2 half-open.
+    pub fn as_gauge(self) -> f64 {
+        match self {
+            BreakerState::Closed => 0.0,
+            BreakerState::Open => 1.0,
+            BreakerState::HalfOpen => 2.0,
+        }
+    }
+
+    fn from_u8(value: u8) -> BreakerState {
+        match value {
+            1 => BreakerState::Open,
+            2 => BreakerState::HalfOpen,
+            _ => BreakerState::Closed,
+        }
+    }
+}
+
+/// Why a call was let through: counted normally, or as one of the half-open probes of a
+/// generation (a probe from an earlier half-open spell must not count in a later one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Admission {
+    Normal,
+    Probe { generation: u64 },
+}
+
+/// One node's breaker.
+#[derive(Debug)]
+pub(crate) struct Breaker {
+    config: BreakerConfig,
+    /// The node's address, for logs.
+    addr: String,
+    state: AtomicU8,
+    /// Microseconds after `epoch` when an open breaker lets probes in.
+    open_until_us: AtomicU64,
+    epoch: Instant,
+    inner: Mutex<Inner>,
+    gauge: metrics::Gauge,
+}
+
+#[derive(Debug)]
+struct Inner {
+    window: Window,
+    /// Bumped on every state change.
+    generation: u64,
+    probes_started: u32,
+    probes_succeeded: u32,
+}
+
+impl Breaker {
+    pub(crate) fn new(config: BreakerConfig, addr: &str, gauge: metrics::Gauge) -> Breaker {
+        let epoch = Instant::now();
+        gauge.set(BreakerState::Closed.as_gauge());
+        Breaker {
+            inner: Mutex::new(Inner {
+                window: Window::new(config.window, 10, epoch),
+                generation: 0,
+                probes_started: 0,
+                probes_succeeded: 0,
+            }),
+            config,
+            addr: addr.to_owned(),
+            state: AtomicU8::new(BreakerState::Closed as u8),
+            open_until_us: AtomicU64::new(0),
+            epoch,
+            gauge,
+        }
+    }
+
+    /// The current state. An open breaker whose time is up still reads `Open` until a call
+    /// comes along to probe.
+    pub(crate) fn state(&self) -> BreakerState {
+        BreakerState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    /// Whether [`Breaker::admit`] may let a call through now (balancers skip nodes that cannot).
+    pub(crate) fn available(&self, now: Instant) -> bool {
+        match self.state() {
+            BreakerState::Closed => true,
+            BreakerState::Open => self.micros(now) >= self.open_until_us.load(Ordering::Relaxed),
+            BreakerState::HalfOpen => lock(&self.inner).probes_started < self.config.half_open_probes,
+        }
+    }
+
+    /// Lets a call through, or refuses it. An open breaker whose time is up turns half-open here.
+    pub(crate) fn admit(&self, now: Instant) -> Option<Admission> {
+        if self.state() == BreakerState::Closed {
+            return Some(Admission::Normal);
+        }
+        let mut inner = lock(&self.inner);
+        match self.state() {
+            BreakerState::Closed => return Some(Admission::Normal),
+            BreakerState::Open if self.micros(now) >= self.open_until_us.load(Ordering::Relaxed) => {
+                self.transition(&mut inner, BreakerState::HalfOpen);
+            }
+            BreakerState::Open => return None,
+            BreakerState::HalfOpen => {}
+        }
+        if inner.probes_started >= self.config.half_open_probes {
+            return None;
+        }
+        inner.probes_started += 1;
+        Some(Admission::Probe { generation: inner.generation })
+    }
+
+    /// Calls at least this slow count as slow.
+    pub(crate) fn slow_call_threshold(&self) -> Duration {
+        self.config.slow_call_threshold
+    }
+
+    /// Records the outcome of an admitted call.
+    pub(crate) fn record(&self, admission: Admission, now: Instant, failed: bool, elapsed: Duration) {
+        if !self.config.enabled {
+            return;
+        }
+        let slow = elapsed >= self.config.slow_call_threshold;
+        let mut inner = lock(&self.inner);
+        match admission {
+            Admission::Normal => {
+                // A call admitted before the breaker opened says nothing about the new state.
+                if self.state() != BreakerState::Closed {
+                    return;
+                }
+                let totals = inner.window.record(now, failed, slow);
+                let ratio = |count: u32| f64::from(count) / f64::from(totals.calls);
+                if totals.calls >= self.config.min_calls.max(1)
+                    && (ratio(totals.failures) >= self.config.failure_ratio
+                        || ratio(totals.slow) >= self.config.slow_call_ratio)
+                {
+                    tracing::warn!(addr = %self.addr, ?totals, "circuit breaker opened");
+                    self.open(&mut inner, now);
+                }
+            }
+            Admission::Probe { generation } if generation == inner.generation => {
+                if failed || slow {
+                    tracing::warn!(addr = %self.addr, failed, slow, "half-open probe failed; circuit breaker re-opened");
+                    self.open(&mut inner, now);
+                } else {
+                    inner.probes_succeeded += 1;
+                    if inner.probes_succeeded >= self.config.half_open_probes {
+                        tracing::info!(addr = %self.addr, "half-open probes succeeded; circuit breaker closed");
+                        self.transition(&mut inner, BreakerState::Closed);
+                    }
+                }
+            }
+            Admission::Probe { .. } => {}
+        }
+    }
+
+    /// Gives back an admission whose call never completed (cancelled, or not sent at all).
+    pub(crate) fn release(&self, admission: Admission) {
+        if let Admission::Probe { generation } = admission {
+            let mut inner = lock(&self.inner);
+            if generation == inner.generation {
+                inner.probes_started = inner.probes_started.saturating_sub(1);
+            }
+        }
+    }
+
+    fn open(&self, inner: &mut Inner, now: Instant) {
+        let until = self.micros(now + self.config.open_for);
+        self.open_until_us.store(until, Ordering::Relaxed);
+        self.transition(inner, BreakerState::Open);
+    }
+
+    fn transition(&self, inner: &mut Inner, to: BreakerState) {
+        inner.generation += 1;
+        inner.probes_started = 0;
+        inner.probes_succeeded = 0;
+        inner.window.clear();
+        self.state.store(to as u8, Ordering::Release);
+        self.gauge.set(to.as_gauge());
+    }
+
+    fn micros(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_micros() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn breaker() -> Breaker {
+        let config = BreakerConfig {
+            min_calls: 10,
+            failure_ratio: 0.5,
+            slow_call_threshold: Duration::from_millis(100),
+            slow_call_ratio: 0.8,
+            open_for: Duration::from_secs(5),
+            half_open_probes: 2,
+            ..Default::default()
+        };
+        Breaker::new(config, "test:1", metrics::Gauge::noop())
+    }
+
+    fn run(breaker: &Breaker, now: Instant, failed: bool, elapsed_ms: u64) -> bool {
+        match breaker.admit(now) {
+            Some(admission) => {
+                breaker.record(admission, now, failed, Duration::from_millis(elapsed_ms));
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[test]
+    fn opens_on_the_failure_ratio_only_after_the_minimum_number_of_calls() {
+        let (breaker, now) = (breaker(), Instant::now());
+        for _ in 0..9 {
+            run(&breaker, now, true, 1);
+        }
+        assert_eq!(breaker.state(), BreakerState::Closed, "9 calls are below min_calls");
+        run(&breaker, now, true, 1);
+        assert_eq!(breaker.state(), BreakerState::Open);
+        assert!(!breaker.available(now));
+        assert!(!run(&breaker, now, false, 1), "an open breaker refuses calls");
+    }
+
+    #[test]
+    fn opens_on_the_slow_call_ratio() {
+        let (breaker, now) = (breaker(), Instant::now());
+        for i in 0..10 {
+            run(&breaker, now, false, if i < 8 { 150 } else { 1 });
+        }
+        assert_eq!(breaker.state(), BreakerState::Open);
+    }
+
+    #[test]
+    fn half_open_admits_a_few_probes_then_closes_or_reopens_on_their_outcome() {
+        let (breaker, now) = (breaker(), Instant::now());
+        for _ in 0..10 {
+            run(&breaker, now, true, 1);
+        }
+        let later = now + Duration::from_secs(5);
+        assert!(breaker.available(later));
+        let first = breaker.admit(later).expect("probe");
+        assert_eq!(breaker.state(), BreakerState::HalfOpen);
+        let second = breaker.admit(later).expect("probe");
+        assert!(breaker.admit(later).is_none(), "only two probes at once");
+        breaker.record(first, later, false, Duration::from_millis(1));
+        breaker.record(second, later, true, Duration::from_millis(1));
+        assert_eq!(breaker.state(), BreakerState::Open, "a failed probe re-opens");
+
+        let even_later = later + Duration::from_secs(5);
+        let probes = [breaker.admit(even_later).unwrap(), breaker.admit(even_later).unwrap()];
+        // A cancelled probe gives its slot back.
+        breaker.release(probes[0]);
+        let replacement = breaker.admit(even_later).unwrap();
+        breaker.record(probes[1], even_later, false, Duration::from_millis(1));
+        breaker.record(replacement, even_later, false, Duration::from_millis(1));
+        assert_eq!(breaker.state(), BreakerState::Closed);
+    }
+
+    #[test]
+    fn a_disabled_breaker_never_opens() {
+        let breaker = Breaker::new(
+            BreakerConfig { enabled: false, min_calls: 1, ..Default::default() },
+            "test:1",
+            metrics::Gauge::noop(),
+        );
+        for _ in 0..100 {
+            assert!(run(&breaker, Instant::now(), true, 1));
+        }
+        assert_eq!(breaker.state(), BreakerState::Closed);
+    }
+}

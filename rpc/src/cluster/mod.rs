@@ -1,0 +1,257 @@
+//! [`Cluster`]: a [`Transport`] over every instance of a service, with balancing, per-node
+//! circuit breakers, retries and metrics. Generated clients use it like a [`crate::Channel`].
+//!
+//! ```text
+//! call ─► pick a node (balancer, skipping open breakers) ─► node's Channel ─► outcome
+//!            ▲                                                                 │
+//!            └── idempotent and a node failure: backoff, budget, another node ─┘
+//! ```
+//!
+//! The node list follows a [`Discovery`]: a background task rebuilds it when the list changes,
+//! keeping the nodes that stay (their connections, breakers and statistics). A call reads the
+//! current list once (a read lock held for one `Arc` clone) and allocates nothing of its own.
+
+mod balance;
+mod breaker;
+mod config;
+mod metrics;
+mod node;
+mod peak_ewma;
+mod retry;
+mod window;
+
+use std::sync::{Arc, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use self::balance::Balancer;
+pub use self::breaker::{BreakerConfig, BreakerState};
+pub use self::config::{BalancerKind, ClusterConfig, PeakEwmaConfig, RetryConfig};
+pub use self::metrics::describe_metrics;
+use self::node::{Node, Picked};
+use self::retry::RetryPolicy;
+use crate::client::{Backoff, Call, Reply, Transport};
+use crate::context::Context;
+use crate::error::{Error, TransportError};
+use crate::registry::{Discovery, Instance};
+
+/// A balanced, governed transport to every instance of one service. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: ClusterConfig,
+    discovery: Discovery,
+    nodes: RwLock<Arc<NodeSet>>,
+    retry: RetryPolicy,
+    /// Stops the refresh task when the last clone of the cluster is dropped.
+    _refresh: DropGuard,
+}
+
+/// The nodes as of one listing, with the balancer built for them.
+#[derive(Debug)]
+struct NodeSet {
+    nodes: Vec<Arc<Node>>,
+    balancer: Balancer,
+}
+
+/// What a cluster knows of one of its endpoints (see [`Cluster::endpoints`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EndpointStatus {
+    /// `host:port`.
+    pub addr: String,
+    /// Configured weight.
+    pub weight: u32,
+    /// Weight in use now (lower while warming up).
+    pub effective_weight: u32,
+    /// Calls waiting for an answer.
+    pub in_flight: usize,
+    /// Its circuit breaker's state.
+    pub breaker: BreakerState,
+    /// Its peak-EWMA latency estimate.
+    pub latency: Duration,
+}
+
+impl Cluster {
+    /// A cluster over the instances `discovery` lists. Must be called within a tokio runtime
+    /// (it spawns the task that follows the list).
+    pub fn new(discovery: Discovery, config: ClusterConfig) -> Cluster {
+        let stop = CancellationToken::new();
+        let nodes = NodeSet::build(&[], &discovery.instances(), &config);
+        let inner = Arc::new(Inner {
+            retry: RetryPolicy::new(&config.retry, discovery.service()),
+            nodes: RwLock::new(Arc::new(nodes)),
+            discovery: discovery.clone(),
+            config,
+            _refresh: stop.clone().drop_guard(),
+        });
+        tokio::spawn(follow(Arc::downgrade(&inner), discovery, stop));
+        Cluster { inner }
+    }
+
+    /// The service this cluster calls.
+    pub fn service(&self) -> &str {
+        self.inner.discovery.service()
+    }
+
+    /// The discovery the node list follows (e.g. to check [`Discovery::is_live`]).
+    pub fn discovery(&self) -> &Discovery {
+        &self.inner.discovery
+    }
+
+    /// The state of every endpoint, in address order.
+    pub fn endpoints(&self) -> Vec<EndpointStatus> {
+        let now = Instant::now();
+        let set = self.inner.node_set();
+        set.nodes
+            .iter()
+            .map(|node| EndpointStatus {
+                addr: node.instance.addr.clone(),
+                weight: node.instance.weight,
+                effective_weight: node.weight(now),
+                in_flight: node.in_flight(),
+                breaker: node.breaker.state(),
+                latency: node.latency.estimate(),
+            })
+            .collect()
+    }
+
+    /// The breaker state of the endpoint at `addr`, if the cluster has it.
+    pub fn breaker_state(&self, addr: &str) -> Option<BreakerState> {
+        self.inner.node_set().nodes.iter().find(|node| node.instance.addr == addr).map(|node| node.breaker.state())
+    }
+}
+
+impl Inner {
+    fn node_set(&self) -> Arc<NodeSet> {
+        self.nodes.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Rebuilds the node set from a new listing, keeping the nodes whose instance did not change.
+    fn refresh(&self, instances: &[Instance]) {
+        let current = self.node_set();
+        let next = NodeSet::build(&current.nodes, instances, &self.config);
+        tracing::info!(service = %self.discovery.service(), nodes = next.nodes.len(), "cluster node list updated");
+        *self.nodes.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(next);
+    }
+
+    fn no_endpoint(&self) -> Error {
+        TransportError::NoEndpoint(self.discovery.service().to_owned()).into()
+    }
+}
+
+/// Follows the discovery until the cluster is dropped.
+async fn follow(inner: Weak<Inner>, mut discovery: Discovery, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            changed = discovery.changed() => if changed.is_err() { return },
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        inner.refresh(&discovery.instances());
+    }
+}
+
+impl NodeSet {
+    fn build(current: &[Arc<Node>], instances: &[Instance], config: &ClusterConfig) -> NodeSet {
+        let nodes: Vec<Arc<Node>> = instances
+            .iter()
+            .map(|instance| {
+                current
+                    .iter()
+                    .find(|node| node.instance == *instance)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(Node::new(instance.clone(), config)))
+            })
+            .collect();
+        NodeSet { balancer: Balancer::new(config.balancer, &nodes), nodes }
+    }
+
+    /// Chooses a node for an attempt: the balancer's choice among the nodes not `tried` whose
+    /// breaker admits calls.
+    fn pick(&self, key: Option<u64>, now: Instant, tried: &mut Tried) -> Option<Picked> {
+        // Each round either returns or rules a node out, so this ends.
+        for _ in 0..=self.nodes.len() {
+            let eligible = |i: usize| !tried.contains(i) && self.nodes[i].breaker.available(now);
+            let index = self.balancer.pick(&self.nodes, key, now, eligible)?;
+            let node = &self.nodes[index];
+            match node.breaker.admit(now) {
+                Some(admission) => return Some(Picked::new(node.clone(), index, admission)),
+                // Lost the race for the last half-open probe slot.
+                None => tried.insert(index),
+            }
+        }
+        None
+    }
+}
+
+/// Nodes a call has tried (or found closed to it), so a retry goes elsewhere. Inline, no
+/// allocation: a call makes a handful of attempts.
+#[derive(Debug, Default)]
+struct Tried {
+    nodes: [usize; 8],
+    len: usize,
+}
+
+impl Tried {
+    fn contains(&self, index: usize) -> bool {
+        self.nodes[..self.len].contains(&index)
+    }
+
+    fn insert(&mut self, index: usize) {
+        if self.len < self.nodes.len() && !self.contains(index) {
+            self.nodes[self.len] = index;
+            self.len += 1;
+        }
+    }
+}
+
+impl Transport for Cluster {
+    async fn call(&self, mut call: Call) -> Result<Reply, Error> {
+        let inner = &*self.inner;
+        let started = Instant::now();
+        // The earlier of the call's own timeout and the caller's deadline bounds every attempt
+        // and every backoff: no hop waits past its caller's deadline.
+        let own = started + call.timeout.unwrap_or(inner.config.client.default_timeout);
+        let deadline = Context::current().deadline.map_or(own, |inherited| inherited.min(own));
+        call.timeout = Some(deadline.saturating_duration_since(started));
+        let set = inner.node_set();
+        let mut tried = Tried::default();
+        let mut picked = set.pick(call.hash_key, started, &mut tried).ok_or_else(|| inner.no_endpoint())?;
+        if !inner.retry.applies_to(&call.method) {
+            return picked.call(call).await;
+        }
+        inner.retry.deposit();
+        let mut backoff = Backoff::new(inner.config.retry.backoff_base, inner.config.retry.backoff_max);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            tried.insert(picked.index);
+            let error = match picked.call(call.clone()).await {
+                Ok(reply) => return Ok(reply),
+                Err(error) => error,
+            };
+            if !inner.retry.may_retry(&call.method, &error, attempts) {
+                return Err(error);
+            }
+            let now = Instant::now();
+            let delay = backoff.failed(now);
+            if now + delay >= deadline {
+                return Err(error);
+            }
+            let Some(next) = set.pick(call.hash_key, now, &mut tried) else { return Err(error) };
+            if !inner.retry.withdraw() {
+                return Err(error);
+            }
+            tracing::debug!(service = %inner.discovery.service(), method = call.method.method, attempts, to = %next.node.instance.addr, %error, ?delay, "retrying on another node");
+            tokio::time::sleep(delay).await;
+            call.timeout = Some(deadline.saturating_duration_since(Instant::now()));
+            next.node.metrics.retries.increment(1);
+            picked = next;
+        }
+    }
+}
