@@ -16,5 +16,7 @@ CREATE TABLE seckill_goods (
     stock               INTEGER     NOT NULL CHECK (stock >= 0 AND stock <= initial_stock),
     start_at            TIMESTAMPTZ NOT NULL,
     end_at              TIMESTAMPTZ NOT NULL,
+    -- Set by the first warm-up: from then on the reconciler keeps the sale state in Redis.
+    warmed_at           TIMESTAMPTZ,
     CHECK (end_at > start_at)
 );

@@ -8,6 +8,7 @@
 //! - [`auth`]: JWT issuing and verification (HS256 pinned).
 //! - [`snowflake`] and [`worker_lease`]: time-ordered unique ids, worker ids leased from Redis.
 //! - [`db`]: PostgreSQL pool and the embedded migrations; [`redis`]: the Redis pool.
+//! - [`node`]: settings and start/stop sequence shared by every RPC service binary.
 //! - [`metrics`]: the Prometheus exporter; [`telemetry`]: structured logging.
 //! - [`shutdown`]: a future that completes on SIGINT or SIGTERM.
 //! - [`error`]: error helpers (one-line error chains, unreachable dependencies at start-up).
@@ -21,6 +22,7 @@ pub mod contracts;
 pub mod db;
 pub mod error;
 pub mod metrics;
+pub mod node;
 pub mod redis;
 pub mod shutdown;
 pub mod snowflake;

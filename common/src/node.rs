@@ -1,0 +1,118 @@
+//! Running one RPC service node: the settings every service binary shares, and the start and
+//! stop sequence (metrics, listen, then announce; on stop, withdraw, then drain).
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::telemetry::LogFormat;
+
+/// Settings every service binary has; flattened into its own settings, so they read
+/// `SECKILL_LISTEN`, `SECKILL_METRICS_LISTEN`, `SECKILL_RPC__MAX_IN_FLIGHT`, ...
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeSettings {
+    /// Where the RPC server listens (`0.0.0.0:7001`; port 0 picks a free one).
+    pub listen: String,
+    /// The address other processes reach this node at. Defaults to the listen address, with an
+    /// unspecified IP (`0.0.0.0`) replaced by 127.0.0.1.
+    pub advertise: Option<String>,
+    /// Where `/metrics` is served for Prometheus; none when unset.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Log output format.
+    pub log_format: LogFormat,
+    /// RPC server limits (in-flight calls, connections, idle and drain timeouts).
+    pub rpc: rpc::ServerConfig,
+}
+
+impl Default for NodeSettings {
+    fn default() -> Self {
+        NodeSettings {
+            listen: "127.0.0.1:0".into(),
+            advertise: None,
+            metrics_listen: None,
+            log_format: LogFormat::default(),
+            rpc: rpc::ServerConfig::default(),
+        }
+    }
+}
+
+impl NodeSettings {
+    /// Settings listening on `listen`, exporting metrics on `metrics`.
+    pub fn listening(listen: &str, metrics: Option<&str>) -> Self {
+        NodeSettings {
+            listen: listen.into(),
+            metrics_listen: metrics.and_then(|m| m.parse().ok()),
+            ..NodeSettings::default()
+        }
+    }
+}
+
+/// A running node: its RPC server.
+#[derive(Debug)]
+pub struct Node {
+    server: rpc::ServerHandle,
+    advertised: String,
+}
+
+impl Node {
+    /// Starts the metrics exporter (once per process) and the RPC server. Returns once the port
+    /// listens, so that announcing the node afterwards never points callers at a closed port.
+    pub async fn start(settings: &NodeSettings, server: rpc::Server) -> std::io::Result<Node> {
+        if let Some(listen) = settings.metrics_listen {
+            // One recorder per process: in tests several nodes share a process, the first wins.
+            if let Err(err) = crate::metrics::serve_prometheus(listen) {
+                tracing::warn!(%listen, %err, "metrics exporter not started");
+            }
+        }
+        let server = server.spawn(&settings.listen).await?;
+        let advertised = advertised_address(settings.advertise.as_deref(), server.local_addr());
+        tracing::info!(listen = %server.local_addr(), %advertised, "RPC server listening");
+        Ok(Node { server, advertised })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// The address other processes should use.
+    pub fn advertised(&self) -> &str {
+        &self.advertised
+    }
+
+    /// Waits for `shutdown`, then stops gracefully: in-flight calls finish and are answered.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
+        shutdown.await;
+        self.stop().await;
+    }
+
+    /// Stops gracefully now.
+    pub async fn stop(self) {
+        tracing::info!("draining in-flight calls");
+        self.server.shutdown().await;
+        tracing::info!("stopped");
+    }
+}
+
+fn advertised_address(configured: Option<&str>, bound: SocketAddr) -> String {
+    match configured {
+        Some(address) => address.to_owned(),
+        None if bound.ip().is_unspecified() => format!("127.0.0.1:{}", bound.port()),
+        None => bound.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_advertised_address_never_is_the_unspecified_ip() {
+        let bound: SocketAddr = "0.0.0.0:7001".parse().unwrap();
+        assert_eq!(advertised_address(None, bound), "127.0.0.1:7001");
+        assert_eq!(advertised_address(Some("stock-1:7001"), bound), "stock-1:7001");
+        assert_eq!(advertised_address(None, "10.0.0.5:7001".parse().unwrap()), "10.0.0.5:7001");
+    }
+}

@@ -1,0 +1,12 @@
+//! user-service: accounts, passwords and sessions. Configuration: `SECKILL_*` (see settings.rs).
+
+use user_service::{Application, Settings};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings: Settings = common::load()?;
+    common::telemetry::init("user-service", settings.node.log_format);
+    let app = Application::build(settings).await?;
+    app.run_until(common::shutdown_signal()).await;
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! The `users` table. Every query binds its parameters.
+
+use chrono::{DateTime, Utc};
+use common::contracts::Role;
+use common::contracts::user::UserView;
+use sqlx::PgPool;
+
+use crate::username::Username;
+
+/// A stored user, hash included.
+#[derive(Debug, sqlx::FromRow)]
+pub struct UserRow {
+    /// Id.
+    pub id: i64,
+    /// Username.
+    pub username: String,
+    /// argon2id PHC string; `None` for token-only load-test users.
+    pub password_hash: Option<String>,
+    /// Role name.
+    pub role: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+impl UserRow {
+    /// The public view (unknown role names read as plain users).
+    pub fn view(&self) -> UserView {
+        UserView {
+            id: self.id,
+            username: self.username.clone(),
+            role: Role::parse(&self.role).unwrap_or(Role::User),
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// Inserts a user; `Ok(None)` when the username is taken.
+pub async fn insert(pool: &PgPool, username: &Username, hash: &str, role: Role) -> sqlx::Result<Option<UserRow>> {
+    sqlx::query_as(
+        "INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3)
+         ON CONFLICT (username) DO NOTHING
+         RETURNING id, username, password_hash, role, created_at",
+    )
+    .bind(username.as_str())
+    .bind(hash)
+    .bind(role.as_str())
+    .fetch_optional(pool)
+    .await
+}
+
+/// A user by username.
+pub async fn by_username(pool: &PgPool, username: &str) -> sqlx::Result<Option<UserRow>> {
+    sqlx::query_as("SELECT id, username, password_hash, role, created_at FROM users WHERE username = $1")
+        .bind(username)
+        .fetch_optional(pool)
+        .await
+}
+
+/// A user by id.
+pub async fn by_id(pool: &PgPool, id: i64) -> sqlx::Result<Option<UserRow>> {
+    sqlx::query_as("SELECT id, username, password_hash, role, created_at FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Creates the token-only users among `usernames` that do not exist, in one statement, and
+/// returns (id, username) of every one that is token-only. A name taken by an account with a
+/// password is not returned: load tests never get tokens for real accounts.
+pub async fn upsert_token_only(pool: &PgPool, usernames: &[String]) -> sqlx::Result<Vec<(i64, String)>> {
+    sqlx::query_as(
+        "INSERT INTO users (username, password_hash, role)
+         SELECT name, NULL, 'user' FROM UNNEST($1::text[]) AS name
+         ON CONFLICT (username) DO UPDATE SET username = EXCLUDED.username
+             WHERE users.password_hash IS NULL
+         RETURNING id, username",
+    )
+    .bind(usernames)
+    .fetch_all(pool)
+    .await
+}
