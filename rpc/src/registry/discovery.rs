@@ -13,10 +13,20 @@ use tokio::sync::watch;
 use super::Instance;
 
 /// A live view of one service's instances.
-#[derive(Clone, Debug)]
+///
+/// It keeps the registry that feeds it running: a cluster built from it goes on following the
+/// list even if the code that made the registry dropped its handle.
+#[derive(Clone)]
 pub struct Discovery {
     feed: Arc<Feed>,
     rx: watch::Receiver<Option<Arc<[Instance]>>>,
+    _registry: Option<Arc<dyn Send + Sync>>,
+}
+
+impl std::fmt::Debug for Discovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Discovery").field("service", &self.feed.service).field("instances", &self.rx.borrow()).finish()
+    }
 }
 
 impl Discovery {
@@ -74,9 +84,9 @@ impl Feed {
         &self.service
     }
 
-    /// A view of this feed.
-    pub(crate) fn subscribe(self: &Arc<Self>) -> Discovery {
-        Discovery { feed: self.clone(), rx: self.tx.subscribe() }
+    /// A view of this feed that keeps `registry` (whatever keeps the feed fed) alive.
+    pub(crate) fn subscribe(self: &Arc<Self>, registry: Option<Arc<dyn Send + Sync>>) -> Discovery {
+        Discovery { feed: self.clone(), rx: self.tx.subscribe(), _registry: registry }
     }
 
     /// Reports the registry's current list. Readers wake only if it differs from the cached one.
@@ -133,7 +143,7 @@ mod tests {
     #[tokio::test]
     async fn lists_are_sorted_deduplicated_and_only_changes_wake_readers() {
         let feed = Feed::new("Lab");
-        let mut discovery = feed.subscribe();
+        let mut discovery = feed.subscribe(None);
         feed.publish(vec![instance("b:1"), instance("a:1"), instance("b:1")]);
         discovery.ready().await;
         let addrs: Vec<_> = discovery.instances().iter().map(|i| i.addr.clone()).collect();
@@ -146,7 +156,7 @@ mod tests {
     #[tokio::test]
     async fn an_outage_keeps_the_cache_and_an_empty_answer_never_erases_it() {
         let feed = Feed::new("Lab");
-        let discovery = feed.subscribe();
+        let discovery = feed.subscribe(None);
         feed.publish(vec![instance("a:1")]);
         feed.failed(&"connection refused");
         assert!(!discovery.is_live());
@@ -159,7 +169,7 @@ mod tests {
     #[tokio::test]
     async fn a_failure_before_any_answer_unblocks_ready_with_an_empty_list() {
         let feed = Feed::new("Lab");
-        let mut discovery = feed.subscribe();
+        let mut discovery = feed.subscribe(None);
         feed.failed(&"connection refused");
         discovery.ready().await;
         assert!(discovery.instances().is_empty());

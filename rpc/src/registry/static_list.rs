@@ -77,7 +77,7 @@ impl Registry for StaticRegistry {
 
     fn discover(&self, service: &str) -> Discovery {
         // An unknown service gets an empty, settled list: its calls fail with `NoEndpoint`.
-        self.feeds.get(service).cloned().unwrap_or_else(|| Feed::fixed(service, Vec::new())).subscribe()
+        self.feeds.get(service).cloned().unwrap_or_else(|| Feed::fixed(service, Vec::new())).subscribe(None)
     }
 }
 

@@ -3,10 +3,12 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use rpc::{Channel, ClientConfig, Context, Server, ServerConfig, ServerHandle};
+use rpc::{
+    BoxFuture, Channel, ClientConfig, Context, Request, Response, Server, ServerConfig, ServerHandle, Service, Status,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +36,14 @@ pub trait Lab {
     async fn forward_context(&self) -> Result<Seen, String>;
     /// Holds for `millis`, counting starts, finishes and cancellations.
     async fn hold(&self, millis: u64) -> u64;
+    /// The serving node's id. Idempotent: a cluster may retry it.
+    #[rpc(idempotent)]
+    async fn whoami(&self) -> u32;
+    /// The serving node's id, as a call with a side effect: never retried.
+    async fn record(&self) -> u32;
+    /// The serving node's id; consistent hashing routes it by `key`.
+    #[rpc(idempotent, hash_key = key)]
+    async fn route(&self, key: u64) -> u32;
 }
 
 #[derive(Debug, Default)]
@@ -47,6 +57,8 @@ pub struct Counters {
 pub struct LabImpl {
     pub counters: Arc<Counters>,
     pub downstream: Option<LabClient>,
+    /// Answered by `whoami`, `record` and `route`.
+    pub id: u32,
 }
 
 impl Lab for LabImpl {
@@ -91,6 +103,18 @@ impl Lab for LabImpl {
         guard.1 = true;
         millis
     }
+
+    async fn whoami(&self) -> u32 {
+        self.id
+    }
+
+    async fn record(&self) -> u32 {
+        self.id
+    }
+
+    async fn route(&self, _key: u64) -> u32 {
+        self.id
+    }
 }
 
 /// Starts a Lab server on an ephemeral port.
@@ -118,4 +142,155 @@ pub async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) ->
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     condition()
+}
+
+/// How a [`TestNode`] answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Healthy,
+    /// Every call fails with `Internal` (a node failure) without running.
+    Failing,
+    /// Every call is shed with `Overloaded`.
+    Overloaded,
+    /// Every call runs after a delay (see [`Switch::set_slow`]).
+    Slow,
+}
+
+/// A node's health switch and its call counter.
+#[derive(Debug, Default)]
+pub struct Switch {
+    mode: AtomicU8,
+    slow_ms: AtomicU64,
+    /// Calls that reached the node, whatever it answered.
+    pub arrived: AtomicUsize,
+}
+
+impl Switch {
+    pub fn set(&self, mode: Mode) {
+        self.mode.store(mode as u8, Ordering::SeqCst);
+    }
+
+    pub fn set_slow(&self, delay: Duration) {
+        self.slow_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
+        self.set(Mode::Slow);
+    }
+
+    pub fn arrived(&self) -> usize {
+        self.arrived.load(Ordering::SeqCst)
+    }
+
+    fn mode(&self) -> Mode {
+        match self.mode.load(Ordering::SeqCst) {
+            1 => Mode::Failing,
+            2 => Mode::Overloaded,
+            3 => Mode::Slow,
+            _ => Mode::Healthy,
+        }
+    }
+}
+
+/// Wraps a service so a test can make it sick, shed or slow.
+pub struct Switchable<S> {
+    inner: S,
+    switch: Arc<Switch>,
+}
+
+impl<S: Service> Service for Switchable<S> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn call(&self, method: &str, request: Request) -> Option<BoxFuture<'static, Response>> {
+        self.switch.arrived.fetch_add(1, Ordering::SeqCst);
+        let failure = |status, message| -> BoxFuture<'static, Response> {
+            Box::pin(std::future::ready(Response::failure(status, message)))
+        };
+        match self.switch.mode() {
+            Mode::Healthy => self.inner.call(method, request),
+            Mode::Failing => Some(failure(Status::Internal, "this node is sick")),
+            Mode::Overloaded => Some(failure(Status::Overloaded, "this node is overloaded")),
+            Mode::Slow => {
+                let call = self.inner.call(method, request)?;
+                let delay = Duration::from_millis(self.switch.slow_ms.load(Ordering::SeqCst));
+                Some(Box::pin(async move {
+                    tokio::time::sleep(delay).await;
+                    call.await
+                }))
+            }
+        }
+    }
+}
+
+/// A Lab server with an id and a health switch.
+pub struct TestNode {
+    pub id: u32,
+    pub addr: std::net::SocketAddr,
+    pub switch: Arc<Switch>,
+    pub handle: ServerHandle,
+}
+
+impl TestNode {
+    pub async fn spawn(id: u32) -> TestNode {
+        let switch = Arc::new(Switch::default());
+        let lab = LabServer::new(LabImpl { id, ..Default::default() });
+        let handle = Server::new(ServerConfig::default())
+            .add_service(Switchable { inner: lab, switch: switch.clone() })
+            .spawn("127.0.0.1:0")
+            .await
+            .expect("bind");
+        TestNode { id, addr: handle.local_addr(), switch, handle }
+    }
+
+    /// `n` nodes with ids `1..=n`.
+    pub async fn spawn_many(n: u32) -> Vec<TestNode> {
+        let mut nodes = Vec::new();
+        for id in 1..=n {
+            nodes.push(TestNode::spawn(id).await);
+        }
+        nodes
+    }
+
+    pub fn addrs(nodes: &[TestNode]) -> Vec<String> {
+        nodes.iter().map(|node| node.addr.to_string()).collect()
+    }
+
+    pub fn arrived(nodes: &[TestNode]) -> usize {
+        nodes.iter().map(|node| node.switch.arrived()).sum()
+    }
+}
+
+/// A governed Lab client over `nodes`, listed statically.
+pub fn cluster_client(nodes: &[TestNode], config: rpc::ClusterConfig) -> LabClient<rpc::Cluster> {
+    let registry = rpc::StaticRegistry::single("Lab", TestNode::addrs(nodes));
+    LabClient::new(rpc::Cluster::new(rpc::Registry::discover(&registry, "Lab"), config))
+}
+
+/// Runs `total` calls of `call` with `concurrency` workers; returns every result.
+pub async fn run_calls<T, F, Fut>(total: usize, concurrency: usize, call: F) -> Vec<T>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = T> + Send,
+    T: Send + 'static,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (next, call) = (next.clone(), call.clone());
+            tokio::spawn(async move {
+                let mut results = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= total {
+                        return results;
+                    }
+                    results.push(call(i).await);
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::with_capacity(total);
+    for worker in workers {
+        all.extend(worker.await.expect("worker panicked"));
+    }
+    all
 }

@@ -77,7 +77,8 @@ struct Shared {
     config: RedisRegistryConfig,
     /// One feed per discovered service, shared by every `Discovery` of it.
     feeds: Mutex<HashMap<String, Arc<Feed>>>,
-    /// Hands new feeds to the watcher task, which stops when this is dropped with the last clone.
+    /// Hands new feeds to the watcher task, which stops when this is dropped: once every clone of
+    /// the registry and every `Discovery` from it are gone.
     watch: mpsc::UnboundedSender<Arc<Feed>>,
 }
 
@@ -117,15 +118,16 @@ impl Registry for RedisRegistry {
     }
 
     fn discover(&self, service: &str) -> Discovery {
+        let keep_alive: Arc<dyn Send + Sync> = self.shared.clone();
         let mut feeds = lock(&self.shared.feeds);
         if let Some(feed) = feeds.get(service) {
-            return feed.subscribe();
+            return feed.subscribe(Some(keep_alive));
         }
         let feed = Feed::new(service);
         feeds.insert(service.to_owned(), feed.clone());
         // The watcher only stops once every clone of the registry is gone, so it is listening.
         let _ = self.shared.watch.send(feed.clone());
-        feed.subscribe()
+        feed.subscribe(Some(keep_alive))
     }
 }
 
