@@ -142,6 +142,8 @@ pub enum RewarmOutcome {
     },
     /// The sale state was present: nothing changed.
     Present,
+    /// The goods was never warmed up: there is nothing to restore.
+    NeverWarmed,
 }
 
 /// Why a stock operation failed.
@@ -200,8 +202,9 @@ pub trait StockService {
     /// Unclaimed reservations made before `before_ms` (ms since the epoch).
     #[rpc(idempotent)]
     async fn stale_reservations(&self, goods_id: i64, before_ms: i64) -> Result<Vec<Reservation>, StockError>;
-    /// Rebuilds a sale state that Redis lost, from the orders PostgreSQL holds: stock =
-    /// initial - orders, each ordering user a (claimed) buyer. Does nothing if the state is present.
+    /// Rebuilds a sale state that Redis lost, from PostgreSQL: stock = the database stock
+    /// (initial - orders), each user with an order a (claimed) buyer. Does nothing if the state is
+    /// present, or if the goods was never warmed up.
     #[rpc(idempotent)]
-    async fn rewarm(&self, goods_id: i64, orders: Vec<(i64, Uuid)>) -> Result<RewarmOutcome, StockError>;
+    async fn rewarm(&self, goods_id: i64) -> Result<RewarmOutcome, StockError>;
 }

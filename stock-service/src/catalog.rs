@@ -1,0 +1,131 @@
+//! The `goods` and `seckill_goods` tables. Every query binds its parameters.
+
+use chrono::{DateTime, Utc};
+use common::contracts::stock::NewGoods;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::sale::SaleSnapshot;
+
+/// A row of goods joined with its sale.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct GoodsRow {
+    /// Id.
+    pub goods_id: i64,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Normal price.
+    pub price_cents: i64,
+    /// Sale price.
+    pub seckill_price_cents: i64,
+    /// Units put on sale.
+    pub initial_stock: i32,
+    /// Units left in PostgreSQL.
+    pub stock: i32,
+    /// Window start.
+    pub start_at: DateTime<Utc>,
+    /// Window end.
+    pub end_at: DateTime<Utc>,
+    /// First warm-up, if any.
+    pub warmed_at: Option<DateTime<Utc>>,
+}
+
+/// The goods query, completed with a `WHERE`/`ORDER BY` literal: a static string, no formatting.
+macro_rules! select_goods {
+    ($rest:literal) => {
+        concat!(
+            "SELECT g.id AS goods_id, g.name, g.description, g.price_cents, s.seckill_price_cents,
+                    s.initial_stock, s.stock, s.start_at, s.end_at, s.warmed_at
+               FROM goods g JOIN seckill_goods s ON s.goods_id = g.id ",
+            $rest
+        )
+    };
+}
+
+/// Inserts goods and its sale in one transaction.
+pub async fn create(pool: &PgPool, goods: &NewGoods) -> sqlx::Result<GoodsRow> {
+    let mut tx = pool.begin().await?;
+    let (goods_id,): (i64,) =
+        sqlx::query_as("INSERT INTO goods (name, description, price_cents) VALUES ($1, $2, $3) RETURNING id")
+            .bind(&goods.name)
+            .bind(&goods.description)
+            .bind(goods.price_cents)
+            .fetch_one(&mut *tx)
+            .await?;
+    sqlx::query(
+        "INSERT INTO seckill_goods (goods_id, seckill_price_cents, initial_stock, stock, start_at, end_at)
+         VALUES ($1, $2, $3, $3, $4, $5)",
+    )
+    .bind(goods_id)
+    .bind(goods.seckill_price_cents)
+    .bind(goods.stock)
+    .bind(goods.start_at)
+    .bind(goods.end_at)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(get(pool, goods_id).await?.expect("the goods was just inserted"))
+}
+
+/// Every goods on sale, soonest first.
+pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<GoodsRow>> {
+    sqlx::query_as(select_goods!("ORDER BY s.start_at, g.id")).fetch_all(pool).await
+}
+
+/// One goods.
+pub async fn get(pool: &PgPool, goods_id: i64) -> sqlx::Result<Option<GoodsRow>> {
+    sqlx::query_as(select_goods!("WHERE g.id = $1")).bind(goods_id).fetch_optional(pool).await
+}
+
+/// Goods warmed up at least once whose sale has not ended: the ones the reconciler watches.
+pub async fn live_warmed(pool: &PgPool) -> sqlx::Result<Vec<i64>> {
+    let rows: Vec<(i64,)> =
+        sqlx::query_as("SELECT goods_id FROM seckill_goods WHERE warmed_at IS NOT NULL AND end_at > now()")
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// Begins the transaction that (re)builds a sale state: it holds the goods' advisory lock in
+/// exclusive mode, so no order worker is between claiming reservations and committing orders for
+/// this goods while PostgreSQL's figures are read (workers hold the same lock in shared mode).
+/// Returns the snapshot to build from, or `None` for an unknown goods.
+pub async fn lock_snapshot(
+    pool: &PgPool,
+    goods_id: i64,
+) -> sqlx::Result<Option<(Transaction<'static, Postgres>, GoodsRow, SaleSnapshot)>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(goods_id).execute(&mut *tx).await?;
+    let Some(row) =
+        sqlx::query_as::<_, GoodsRow>(select_goods!("WHERE g.id = $1")).bind(goods_id).fetch_optional(&mut *tx).await?
+    else {
+        return Ok(None);
+    };
+    // `orders` belongs to order-service: this read, in the same database, is the one place the
+    // stock side looks at it (to rebuild the buyers after Redis lost them).
+    let orders: Vec<(i64, Uuid, DateTime<Utc>)> =
+        sqlx::query_as("SELECT user_id, ticket, created_at FROM orders WHERE goods_id = $1")
+            .bind(goods_id)
+            .fetch_all(&mut *tx)
+            .await?;
+    let snapshot = SaleSnapshot {
+        start_at: row.start_at,
+        end_at: row.end_at,
+        price_cents: row.seckill_price_cents,
+        initial_stock: i64::from(row.initial_stock),
+        stock: i64::from(row.stock),
+        orders,
+    };
+    Ok(Some((tx, row, snapshot)))
+}
+
+/// Records the first warm-up.
+pub async fn mark_warmed(tx: &mut Transaction<'static, Postgres>, goods_id: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE seckill_goods SET warmed_at = COALESCE(warmed_at, now()) WHERE goods_id = $1")
+        .bind(goods_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

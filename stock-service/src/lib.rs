@@ -1,0 +1,23 @@
+//! stock-service: the goods catalogue (PostgreSQL) and the sale state (Redis).
+//!
+//! # Layout
+//!
+//! - [`settings`]: configuration (`SECKILL_*`).
+//! - [`startup`]: [`Application`]: pools, migrations, the RPC server.
+//! - [`service`]: the `StockService` RPC implementation.
+//! - [`catalog`]: the `goods` and `seckill_goods` tables, and the locked snapshot a sale state is
+//!   built from.
+//! - [`sale`]: the sale state in Redis and its four Lua scripts (`reserve`, `release`, `claim`,
+//!   `build`).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
+
+pub mod catalog;
+pub mod sale;
+pub mod service;
+pub mod settings;
+pub mod startup;
+
+pub use self::settings::Settings;
+pub use self::startup::Application;

@@ -1,0 +1,187 @@
+//! The `StockService` implementation: the catalogue in PostgreSQL, the sale state in Redis.
+
+use common::contracts::Actor;
+use common::contracts::stock::{
+    ClaimOutcome, GoodsView, NewGoods, ReleaseOutcome, ReleaseScope, Reservation, ReserveOutcome, RewarmOutcome,
+    StockError, StockLevel, StockService,
+};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::catalog::{self, GoodsRow};
+use crate::sale::SaleStore;
+
+/// The stock service.
+#[derive(Clone, Debug)]
+pub struct Stock {
+    pool: PgPool,
+    sales: SaleStore,
+}
+
+impl Stock {
+    /// The service over a migrated database and a Redis sale store.
+    pub fn new(pool: PgPool, sales: SaleStore) -> Stock {
+        Stock { pool, sales }
+    }
+
+    /// The sale store (the reconciler and tests use it directly).
+    pub fn sales(&self) -> &SaleStore {
+        &self.sales
+    }
+
+    async fn row(&self, goods_id: i64) -> Result<GoodsRow, StockError> {
+        catalog::get(&self.pool, goods_id).await.map_err(unavailable)?.ok_or(StockError::UnknownGoods(goods_id))
+    }
+
+    async fn views(&self, rows: Vec<GoodsRow>) -> Result<Vec<GoodsView>, StockError> {
+        let ids: Vec<i64> = rows.iter().map(|row| row.goods_id).collect();
+        let stocks = self.sales.stocks(&ids).await.map_err(unavailable)?;
+        Ok(rows.into_iter().zip(stocks).map(|(row, redis_stock)| view(row, redis_stock)).collect())
+    }
+
+    /// Builds the sale state from PostgreSQL unless it is present; `warm` also marks the goods
+    /// warmed (an admin's warm-up), a rewarm only restores what was warmed before.
+    async fn build(&self, goods_id: i64, warm: bool) -> Result<(GoodsRow, bool), StockError> {
+        let (mut tx, row, snapshot) = catalog::lock_snapshot(&self.pool, goods_id)
+            .await
+            .map_err(unavailable)?
+            .ok_or(StockError::UnknownGoods(goods_id))?;
+        if !warm && row.warmed_at.is_none() {
+            return Ok((row, false));
+        }
+        let built = self.sales.build(goods_id, &snapshot).await.map_err(unavailable)?;
+        if warm {
+            catalog::mark_warmed(&mut tx, goods_id).await.map_err(unavailable)?;
+        }
+        // Committing releases the advisory lock: workers may claim and write again.
+        tx.commit().await.map_err(unavailable)?;
+        if built {
+            tracing::info!(
+                goods_id,
+                stock = snapshot.stock,
+                orders = snapshot.orders.len(),
+                "sale state built in Redis"
+            );
+        }
+        Ok((row, built))
+    }
+}
+
+fn view(row: GoodsRow, redis_stock: Option<i64>) -> GoodsView {
+    GoodsView {
+        goods_id: row.goods_id,
+        name: row.name,
+        description: row.description,
+        price_cents: row.price_cents,
+        seckill_price_cents: row.seckill_price_cents,
+        initial_stock: row.initial_stock,
+        stock_left: redis_stock.unwrap_or(i64::from(row.stock)),
+        start_at: row.start_at,
+        end_at: row.end_at,
+        warmed: redis_stock.is_some(),
+    }
+}
+
+/// Logs a dependency failure and hands the caller a short message.
+fn unavailable(err: impl std::fmt::Display) -> StockError {
+    tracing::error!(%err, "stock dependency failed");
+    StockError::Unavailable(err.to_string())
+}
+
+fn validate(goods: &NewGoods) -> Result<(), StockError> {
+    let invalid = |what: &str| Err(StockError::Invalid(what.into()));
+    if goods.name.trim().is_empty() || goods.name.len() > 200 {
+        return invalid("name must have 1 to 200 characters");
+    }
+    if goods.price_cents < 0 || goods.seckill_price_cents < 0 {
+        return invalid("prices cannot be negative");
+    }
+    if goods.stock < 0 {
+        return invalid("stock cannot be negative");
+    }
+    if goods.end_at <= goods.start_at {
+        return invalid("the sale must end after it starts");
+    }
+    Ok(())
+}
+
+impl StockService for Stock {
+    async fn create_goods(&self, actor: Actor, goods: NewGoods) -> Result<GoodsView, StockError> {
+        if !actor.is_admin() {
+            return Err(StockError::Forbidden);
+        }
+        validate(&goods)?;
+        let row = catalog::create(&self.pool, &goods).await.map_err(unavailable)?;
+        tracing::info!(goods_id = row.goods_id, stock = goods.stock, "goods created");
+        Ok(view(row, None))
+    }
+
+    async fn list_goods(&self) -> Result<Vec<GoodsView>, StockError> {
+        let rows = catalog::list(&self.pool).await.map_err(unavailable)?;
+        self.views(rows).await
+    }
+
+    async fn get_goods(&self, goods_id: i64) -> Result<GoodsView, StockError> {
+        let row = self.row(goods_id).await?;
+        Ok(self.views(vec![row]).await?.remove(0))
+    }
+
+    async fn warm_up(&self, actor: Actor, goods_id: i64) -> Result<GoodsView, StockError> {
+        if !actor.is_admin() {
+            return Err(StockError::Forbidden);
+        }
+        self.build(goods_id, true).await?;
+        self.get_goods(goods_id).await
+    }
+
+    async fn reserve(&self, goods_id: i64, user_id: i64, ticket: Uuid) -> Result<ReserveOutcome, StockError> {
+        match self.sales.reserve(goods_id, user_id, ticket).await.map_err(unavailable)? {
+            Some(outcome) => Ok(outcome),
+            // Off the hot path: only a goods without sale state gets here.
+            None => {
+                self.row(goods_id).await?;
+                Err(StockError::NotWarmed(goods_id))
+            }
+        }
+    }
+
+    async fn release(
+        &self,
+        goods_id: i64,
+        user_id: i64,
+        ticket: Uuid,
+        scope: ReleaseScope,
+    ) -> Result<ReleaseOutcome, StockError> {
+        self.sales.release(goods_id, user_id, ticket, scope).await.map_err(unavailable)
+    }
+
+    async fn claim(&self, goods_id: i64, holds: Vec<(i64, Uuid)>) -> Result<Vec<ClaimOutcome>, StockError> {
+        self.sales.claim(goods_id, &holds).await.map_err(unavailable)
+    }
+
+    async fn stock_level(&self, goods_id: i64) -> Result<StockLevel, StockError> {
+        let row = self.row(goods_id).await?;
+        let level = self.sales.level(goods_id).await.map_err(unavailable)?;
+        Ok(StockLevel {
+            goods_id,
+            initial_stock: i64::from(row.initial_stock),
+            db_stock: i64::from(row.stock),
+            redis_stock: level.stock,
+            holds: level.holds,
+        })
+    }
+
+    async fn stale_reservations(&self, goods_id: i64, before_ms: i64) -> Result<Vec<Reservation>, StockError> {
+        let holds = self.sales.holds(goods_id).await.map_err(unavailable)?;
+        Ok(holds.into_iter().filter(|hold| !hold.claimed && hold.reserved_at_ms < before_ms).collect())
+    }
+
+    async fn rewarm(&self, goods_id: i64) -> Result<RewarmOutcome, StockError> {
+        let (row, built) = self.build(goods_id, false).await?;
+        Ok(match (row.warmed_at, built) {
+            (None, _) => RewarmOutcome::NeverWarmed,
+            (Some(_), false) => RewarmOutcome::Present,
+            (Some(_), true) => RewarmOutcome::Rebuilt { stock: i64::from(row.stock) },
+        })
+    }
+}

@@ -1,0 +1,253 @@
+//! stock-service over real RPC, PostgreSQL and Redis: the purchase gate under concurrency.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use common::contracts::stock::{
+    ClaimOutcome, NewGoods, ReleaseOutcome, ReleaseScope, ReserveOutcome, RewarmOutcome, StockError, StockServiceClient,
+};
+use common::contracts::{Actor, Role};
+use common::node::NodeSettings;
+use futures::future::join_all;
+use rpc::{Cluster, ClusterConfig, Error, Registry, StaticRegistry};
+use stock_service::{Application, Settings};
+use testkit::TestDb;
+use uuid::Uuid;
+
+const ADMIN: Actor = Actor { user_id: 1, role: Role::Admin };
+
+struct Sale {
+    apps: Vec<Application>,
+    client: StockServiceClient<Cluster>,
+    db: TestDb,
+    prefix: String,
+    redis: deadpool_redis::Pool,
+}
+
+/// `instances` stock-services on one database and one Redis prefix, behind a balanced client.
+async fn spawn(instances: usize) -> Sale {
+    let db = TestDb::create().await;
+    let prefix = testkit::unique_name();
+    let mut apps = Vec::new();
+    for _ in 0..instances {
+        let settings = Settings {
+            node: NodeSettings::listening("127.0.0.1:0", None),
+            database_url: db.secret_url(),
+            redis_prefix: prefix.clone(),
+            ..Settings::default()
+        };
+        apps.push(Application::build(settings).await.expect("stock-service starts"));
+    }
+    let addrs: Vec<String> = apps.iter().map(|app| app.address().to_string()).collect();
+    let registry = StaticRegistry::single("StockService", addrs);
+    let client = StockServiceClient::new(Cluster::new(registry.discover("StockService"), ClusterConfig::default()));
+    Sale { apps, client, db, prefix, redis: testkit::redis_pool().await }
+}
+
+impl Sale {
+    async fn goods(&self, stock: i32) -> i64 {
+        let now = Utc::now();
+        let goods = NewGoods {
+            name: "Flash phone".into(),
+            description: String::new(),
+            price_cents: 99_900,
+            seckill_price_cents: 1_00,
+            stock,
+            start_at: now - chrono::Duration::hours(1),
+            end_at: now + chrono::Duration::hours(1),
+        };
+        let created = self.client.create_goods(ADMIN, goods).await.unwrap();
+        self.client.warm_up(ADMIN, created.goods_id).await.unwrap();
+        created.goods_id
+    }
+
+    async fn finish(self) {
+        for app in self.apps {
+            app.stop().await;
+        }
+        testkit::clear_redis_prefix(&self.redis, &self.prefix).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_buyers_for_a_hundred_units_through_three_instances_never_oversell() {
+    let sale = spawn(3).await;
+    let goods = sale.goods(100).await;
+    let attempts = (0..2_000i64).map(|user| sale.client.reserve(goods, 10_000 + user, Uuid::new_v4()));
+    let outcomes = join_all(attempts).await;
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for outcome in &outcomes {
+        let kind = match outcome {
+            Ok(ReserveOutcome::Reserved { .. }) => "reserved",
+            Ok(ReserveOutcome::SoldOut) => "sold_out",
+            other => panic!("unexpected {other:?}"),
+        };
+        *counts.entry(kind).or_default() += 1;
+    }
+    assert_eq!(counts.get("reserved"), Some(&100));
+    assert_eq!(counts.get("sold_out"), Some(&1_900));
+    let level = sale.client.stock_level(goods).await.unwrap();
+    assert_eq!((level.redis_stock, level.holds), (Some(0), 100));
+    assert_eq!(level.db_stock, 100, "only order workers touch the database stock");
+    sale.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_clicking_fifty_times_at_once_gets_one_unit() {
+    let sale = spawn(2).await;
+    let goods = sale.goods(10).await;
+    let outcomes = join_all((0..50).map(|_| sale.client.reserve(goods, 77, Uuid::new_v4()))).await;
+    let reserved = outcomes.iter().filter(|o| matches!(o, Ok(ReserveOutcome::Reserved { .. }))).count();
+    let duplicates = outcomes.iter().filter(|o| matches!(o, Ok(ReserveOutcome::Duplicate))).count();
+    assert_eq!((reserved, duplicates), (1, 49));
+    let level = sale.client.stock_level(goods).await.unwrap();
+    assert_eq!(level.redis_stock, Some(9), "a repeat click must never burn stock");
+    sale.finish().await;
+}
+
+#[tokio::test]
+async fn a_retried_ticket_is_the_same_reservation() {
+    let sale = spawn(1).await;
+    let goods = sale.goods(5).await;
+    let ticket = Uuid::new_v4();
+    let first = sale.client.reserve(goods, 1, ticket).await.unwrap();
+    let again = sale.client.reserve(goods, 1, ticket).await.unwrap();
+    assert_eq!(first, ReserveOutcome::Reserved { stock_left: 4, price_cents: 100 });
+    assert_eq!(again, first);
+    assert_eq!(sale.client.stock_level(goods).await.unwrap().redis_stock, Some(4));
+    sale.finish().await;
+}
+
+#[tokio::test]
+async fn the_window_is_enforced() {
+    let sale = spawn(1).await;
+    let now = Utc::now();
+    let mut ids = Vec::new();
+    for (start, end) in [
+        (now + chrono::Duration::hours(1), now + chrono::Duration::hours(2)),
+        (now - chrono::Duration::hours(2), now - chrono::Duration::hours(1)),
+    ] {
+        let goods = NewGoods {
+            name: "Window".into(),
+            description: String::new(),
+            price_cents: 10,
+            seckill_price_cents: 5,
+            stock: 3,
+            start_at: start,
+            end_at: end,
+        };
+        let id = sale.client.create_goods(ADMIN, goods).await.unwrap().goods_id;
+        sale.client.warm_up(ADMIN, id).await.unwrap();
+        ids.push(id);
+    }
+    assert!(matches!(sale.client.reserve(ids[0], 1, Uuid::new_v4()).await, Ok(ReserveOutcome::NotStarted { .. })));
+    assert_eq!(sale.client.reserve(ids[1], 1, Uuid::new_v4()).await, Ok(ReserveOutcome::Ended));
+    sale.finish().await;
+}
+
+#[tokio::test]
+async fn release_is_idempotent_and_claims_protect_reservations() {
+    let sale = spawn(1).await;
+    let goods = sale.goods(1).await;
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    sale.client.reserve(goods, 1, alice).await.unwrap();
+    assert_eq!(sale.client.reserve(goods, 2, bob).await.unwrap(), ReserveOutcome::SoldOut);
+
+    assert_eq!(
+        sale.client.release(goods, 1, Uuid::new_v4(), ReleaseScope::AnyHold).await,
+        Ok(ReleaseOutcome::NotHeld),
+        "another ticket releases nothing"
+    );
+    assert_eq!(sale.client.release(goods, 1, alice, ReleaseScope::Unclaimed).await, Ok(ReleaseOutcome::Released));
+    assert_eq!(sale.client.release(goods, 1, alice, ReleaseScope::Unclaimed).await, Ok(ReleaseOutcome::NotHeld));
+    assert_eq!(sale.client.stock_level(goods).await.unwrap().redis_stock, Some(1));
+
+    // Bob gets the unit; a worker claims it; the reconciler's scope can no longer release it.
+    assert!(matches!(sale.client.reserve(goods, 2, bob).await, Ok(ReserveOutcome::Reserved { .. })));
+    let claims = sale.client.claim(goods, vec![(2, bob), (2, bob), (3, Uuid::new_v4())]).await.unwrap();
+    assert_eq!(claims, vec![ClaimOutcome::Claimed, ClaimOutcome::AlreadyClaimed, ClaimOutcome::Lost]);
+    assert_eq!(sale.client.release(goods, 2, bob, ReleaseScope::Unclaimed).await, Ok(ReleaseOutcome::NotHeld));
+    assert!(sale.client.stale_reservations(goods, i64::MAX).await.unwrap().is_empty(), "claimed holds are not stale");
+    assert_eq!(sale.client.release(goods, 2, bob, ReleaseScope::AnyHold).await, Ok(ReleaseOutcome::Released));
+    assert_eq!(sale.client.stock_level(goods).await.unwrap().redis_stock, Some(1));
+    sale.finish().await;
+}
+
+#[tokio::test]
+async fn a_lost_sale_state_is_rebuilt_from_postgresql() {
+    let sale = spawn(1).await;
+    let goods = sale.goods(10).await;
+    // Two orders written (as order workers would: row + guarded stock), then Redis loses everything.
+    let written = [(501i64, Uuid::new_v4()), (502, Uuid::new_v4())];
+    for (n, (user, ticket)) in written.iter().enumerate() {
+        sqlx::query("INSERT INTO orders (id, user_id, goods_id, ticket, price_cents) VALUES ($1, $2, $3, $4, 100)")
+            .bind(n as i64 + 1)
+            .bind(user)
+            .bind(goods)
+            .bind(ticket)
+            .execute(&sale.db.pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query("UPDATE seckill_goods SET stock = stock - 2 WHERE goods_id = $1")
+        .bind(goods)
+        .execute(&sale.db.pool)
+        .await
+        .unwrap();
+    sale.client.reserve(goods, 503, Uuid::new_v4()).await.unwrap();
+    testkit::clear_redis_prefix(&sale.redis, &sale.prefix).await;
+    assert_eq!(
+        sale.client.reserve(goods, 504, Uuid::new_v4()).await,
+        Err(Error::Application(StockError::NotWarmed(goods)))
+    );
+
+    assert_eq!(sale.client.rewarm(goods).await, Ok(RewarmOutcome::Rebuilt { stock: 8 }));
+    assert_eq!(sale.client.rewarm(goods).await, Ok(RewarmOutcome::Present));
+    let level = sale.client.stock_level(goods).await.unwrap();
+    assert_eq!((level.redis_stock, level.holds, level.db_stock), (Some(8), 2, 8));
+    // Users with orders are buyers again; the lost reservation's unit is back on sale.
+    assert_eq!(sale.client.reserve(goods, 501, Uuid::new_v4()).await, Ok(ReserveOutcome::Duplicate));
+    assert!(matches!(
+        sale.client.reserve(goods, 503, Uuid::new_v4()).await,
+        Ok(ReserveOutcome::Reserved { stock_left: 7, .. })
+    ));
+    sale.finish().await;
+}
+
+#[tokio::test]
+async fn only_admins_create_and_warm_goods_and_bad_goods_are_refused() {
+    let sale = spawn(1).await;
+    let buyer = Actor { user_id: 9, role: Role::User };
+    let now = Utc::now();
+    let goods = NewGoods {
+        name: "X".into(),
+        description: String::new(),
+        price_cents: 1,
+        seckill_price_cents: 1,
+        stock: 1,
+        start_at: now,
+        end_at: now + chrono::Duration::minutes(5),
+    };
+    assert_eq!(sale.client.create_goods(buyer, goods.clone()).await, Err(Error::Application(StockError::Forbidden)));
+    let backwards = NewGoods { end_at: now - chrono::Duration::minutes(5), ..goods.clone() };
+    assert!(matches!(
+        sale.client.create_goods(ADMIN, backwards).await,
+        Err(Error::Application(StockError::Invalid(_)))
+    ));
+    let created = sale.client.create_goods(ADMIN, goods).await.unwrap();
+    assert!(!created.warmed);
+    assert_eq!(sale.client.warm_up(buyer, created.goods_id).await, Err(Error::Application(StockError::Forbidden)));
+    assert_eq!(
+        sale.client.reserve(created.goods_id, 1, Uuid::new_v4()).await,
+        Err(Error::Application(StockError::NotWarmed(created.goods_id)))
+    );
+    assert_eq!(
+        sale.client.reserve(424_242, 1, Uuid::new_v4()).await,
+        Err(Error::Application(StockError::UnknownGoods(424_242)))
+    );
+    let warmed = sale.client.warm_up(ADMIN, created.goods_id).await.unwrap();
+    assert!(warmed.warmed && warmed.stock_left == 1);
+    let listed = sale.client.list_goods().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    sale.finish().await;
+}
