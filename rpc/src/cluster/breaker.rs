@@ -11,8 +11,9 @@
 //! ```
 //!
 //! One breaker per node, never per service: a sick node is cut off while its healthy siblings
-//! keep serving. The closed state, by far the commonest, is checked with one atomic load; the
-//! lock is taken only to record an outcome.
+//! keep serving. The closed state, by far the commonest, costs an atomic load to check and a few
+//! atomic additions to record a success; the lock is taken only for failures and slow calls
+//! (the only outcomes that can trip the breaker) and in the half-open state.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -34,6 +35,7 @@ pub struct BreakerConfig {
     pub min_calls: u32,
     /// Open when at least this fraction of the window's calls failed (node failures only:
     /// transport errors, timeouts, `Overloaded`, internal errors; never application errors).
+    /// The ratios are evaluated each time a failure or a slow call is recorded.
     pub failure_ratio: f64,
     /// A call slower than this counts as slow.
     #[serde(with = "humantime_serde")]
@@ -110,13 +112,15 @@ pub(crate) struct Breaker {
     /// Microseconds after `epoch` when an open breaker lets probes in.
     open_until_us: AtomicU64,
     epoch: Instant,
+    /// Outcomes while closed.
+    window: Window,
+    /// Serializes state changes and the half-open bookkeeping.
     inner: Mutex<Inner>,
     gauge: metrics::Gauge,
 }
 
 #[derive(Debug)]
 struct Inner {
-    window: Window,
     /// Bumped on every state change.
     generation: u64,
     probes_started: u32,
@@ -128,12 +132,8 @@ impl Breaker {
         let epoch = Instant::now();
         gauge.set(BreakerState::Closed.as_gauge());
         Breaker {
-            inner: Mutex::new(Inner {
-                window: Window::new(config.window, 10, epoch),
-                generation: 0,
-                probes_started: 0,
-                probes_succeeded: 0,
-            }),
+            window: Window::new(config.window, 10, epoch),
+            inner: Mutex::new(Inner { generation: 0, probes_started: 0, probes_succeeded: 0 }),
             config,
             addr: addr.to_owned(),
             state: AtomicU8::new(BreakerState::Closed as u8),
@@ -190,36 +190,49 @@ impl Breaker {
             return;
         }
         let slow = elapsed >= self.config.slow_call_threshold;
+        let Admission::Probe { generation } = admission else {
+            self.record_closed(now, failed, slow);
+            return;
+        };
         let mut inner = lock(&self.inner);
-        match admission {
-            Admission::Normal => {
-                // A call admitted before the breaker opened says nothing about the new state.
-                if self.state() != BreakerState::Closed {
-                    return;
-                }
-                let totals = inner.window.record(now, failed, slow);
-                let ratio = |count: u32| f64::from(count) / f64::from(totals.calls);
-                if totals.calls >= self.config.min_calls.max(1)
-                    && (ratio(totals.failures) >= self.config.failure_ratio
-                        || ratio(totals.slow) >= self.config.slow_call_ratio)
-                {
-                    tracing::warn!(addr = %self.addr, ?totals, "circuit breaker opened");
-                    self.open(&mut inner, now);
-                }
+        if generation != inner.generation {
+            return;
+        }
+        if failed || slow {
+            tracing::warn!(addr = %self.addr, failed, slow, "half-open probe failed; circuit breaker re-opened");
+            self.open(&mut inner, now);
+        } else {
+            inner.probes_succeeded += 1;
+            if inner.probes_succeeded >= self.config.half_open_probes {
+                tracing::info!(addr = %self.addr, "half-open probes succeeded; circuit breaker closed");
+                self.transition(&mut inner, BreakerState::Closed);
             }
-            Admission::Probe { generation } if generation == inner.generation => {
-                if failed || slow {
-                    tracing::warn!(addr = %self.addr, failed, slow, "half-open probe failed; circuit breaker re-opened");
-                    self.open(&mut inner, now);
-                } else {
-                    inner.probes_succeeded += 1;
-                    if inner.probes_succeeded >= self.config.half_open_probes {
-                        tracing::info!(addr = %self.addr, "half-open probes succeeded; circuit breaker closed");
-                        self.transition(&mut inner, BreakerState::Closed);
-                    }
-                }
-            }
-            Admission::Probe { .. } => {}
+        }
+    }
+
+    /// Counts an outcome in the closed state, and opens if the window says so.
+    fn record_closed(&self, now: Instant, failed: bool, slow: bool) {
+        // A call admitted before the breaker opened says nothing about the new state.
+        if self.state() != BreakerState::Closed {
+            return;
+        }
+        self.window.record(now, failed, slow);
+        // A success only lowers the ratios: the next failure re-evaluates them.
+        if !failed && !slow {
+            return;
+        }
+        let mut inner = lock(&self.inner);
+        if self.state() != BreakerState::Closed {
+            return;
+        }
+        let totals = self.window.totals(now);
+        let ratio = |count: u32| f64::from(count) / f64::from(totals.calls.max(1));
+        if totals.calls >= self.config.min_calls.max(1)
+            && (ratio(totals.failures) >= self.config.failure_ratio
+                || ratio(totals.slow) >= self.config.slow_call_ratio)
+        {
+            tracing::warn!(addr = %self.addr, ?totals, "circuit breaker opened");
+            self.open(&mut inner, now);
         }
     }
 
@@ -243,7 +256,7 @@ impl Breaker {
         inner.generation += 1;
         inner.probes_started = 0;
         inner.probes_succeeded = 0;
-        inner.window.clear();
+        self.window.clear();
         self.state.store(to as u8, Ordering::Release);
         self.gauge.set(to.as_gauge());
     }
@@ -296,8 +309,9 @@ mod tests {
     #[test]
     fn opens_on_the_slow_call_ratio() {
         let (breaker, now) = (breaker(), Instant::now());
+        // The ratios are evaluated when a failure or a slow call is recorded.
         for i in 0..10 {
-            run(&breaker, now, false, if i < 8 { 150 } else { 1 });
+            run(&breaker, now, false, if i < 2 { 1 } else { 150 });
         }
         assert_eq!(breaker.state(), BreakerState::Open);
     }

@@ -8,8 +8,9 @@
 //! ```
 //!
 //! The node list follows a [`Discovery`]: a background task rebuilds it when the list changes,
-//! keeping the nodes that stay (their connections, breakers and statistics). A call reads the
-//! current list once (a read lock held for one `Arc` clone) and allocates nothing of its own.
+//! keeping the nodes that stay (their connections, breakers and statistics). Each attempt picks
+//! from the current list under a read lock held only for the pick, so a retry sees the freshest
+//! list; a call allocates nothing of its own.
 
 mod balance;
 mod breaker;
@@ -72,8 +73,8 @@ pub struct EndpointStatus {
     pub in_flight: usize,
     /// Its circuit breaker's state.
     pub breaker: BreakerState,
-    /// Its peak-EWMA latency estimate.
-    pub latency: Duration,
+    /// Its peak-EWMA latency estimate; kept only under the `peak_ewma` balancer.
+    pub latency: Option<Duration>,
 }
 
 impl Cluster {
@@ -115,7 +116,7 @@ impl Cluster {
                 effective_weight: node.weight(now),
                 in_flight: node.in_flight(),
                 breaker: node.breaker.state(),
-                latency: node.latency.estimate(),
+                latency: node.tracks_latency().then(|| node.latency.estimate()),
             })
             .collect()
     }
@@ -129,6 +130,11 @@ impl Cluster {
 impl Inner {
     fn node_set(&self) -> Arc<NodeSet> {
         self.nodes.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Chooses a node for an attempt from the current list.
+    fn pick(&self, key: Option<u64>, now: Instant, tried: &mut Tried) -> Option<Picked> {
+        self.nodes.read().unwrap_or_else(|poisoned| poisoned.into_inner()).pick(key, now, tried)
     }
 
     /// Rebuilds the node set from a new listing, keeping the nodes whose instance did not change.
@@ -176,21 +182,21 @@ impl NodeSet {
     fn pick(&self, key: Option<u64>, now: Instant, tried: &mut Tried) -> Option<Picked> {
         // Each round either returns or rules a node out, so this ends.
         for _ in 0..=self.nodes.len() {
-            let eligible = |i: usize| !tried.contains(i) && self.nodes[i].breaker.available(now);
-            let index = self.balancer.pick(&self.nodes, key, now, eligible)?;
-            let node = &self.nodes[index];
+            let nodes = &self.nodes;
+            let eligible = |i: usize| !tried.contains(Node::id(&nodes[i])) && nodes[i].breaker.available(now);
+            let node = &nodes[self.balancer.pick(nodes, key, now, eligible)?];
             match node.breaker.admit(now) {
-                Some(admission) => return Some(Picked::new(node.clone(), index, admission)),
+                Some(admission) => return Some(Picked::new(node.clone(), admission)),
                 // Lost the race for the last half-open probe slot.
-                None => tried.insert(index),
+                None => tried.insert(Node::id(node)),
             }
         }
         None
     }
 }
 
-/// Nodes a call has tried (or found closed to it), so a retry goes elsewhere. Inline, no
-/// allocation: a call makes a handful of attempts.
+/// Nodes (by [`Node::id`]) a call has tried or found closed to it, so a retry goes elsewhere.
+/// Inline, no allocation: a call makes a handful of attempts.
 #[derive(Debug, Default)]
 struct Tried {
     nodes: [usize; 8],
@@ -198,13 +204,13 @@ struct Tried {
 }
 
 impl Tried {
-    fn contains(&self, index: usize) -> bool {
-        self.nodes[..self.len].contains(&index)
+    fn contains(&self, node: usize) -> bool {
+        self.nodes[..self.len].contains(&node)
     }
 
-    fn insert(&mut self, index: usize) {
-        if self.len < self.nodes.len() && !self.contains(index) {
-            self.nodes[self.len] = index;
+    fn insert(&mut self, node: usize) {
+        if self.len < self.nodes.len() && !self.contains(node) {
+            self.nodes[self.len] = node;
             self.len += 1;
         }
     }
@@ -219,19 +225,18 @@ impl Transport for Cluster {
         let own = started + call.timeout.unwrap_or(inner.config.client.default_timeout);
         let deadline = Context::current().deadline.map_or(own, |inherited| inherited.min(own));
         call.timeout = Some(deadline.saturating_duration_since(started));
-        let set = inner.node_set();
         let mut tried = Tried::default();
-        let mut picked = set.pick(call.hash_key, started, &mut tried).ok_or_else(|| inner.no_endpoint())?;
+        let mut picked = inner.pick(call.hash_key, started, &mut tried).ok_or_else(|| inner.no_endpoint())?;
         if !inner.retry.applies_to(&call.method) {
-            return picked.call(call).await;
+            return picked.call(call, started).await;
         }
         inner.retry.deposit();
         let mut backoff = Backoff::new(inner.config.retry.backoff_base, inner.config.retry.backoff_max);
-        let mut attempts = 0;
+        let (mut attempts, mut sent_at) = (0, started);
         loop {
             attempts += 1;
-            tried.insert(picked.index);
-            let error = match picked.call(call.clone()).await {
+            tried.insert(Node::id(&picked.node));
+            let error = match picked.call(call.clone(), sent_at).await {
                 Ok(reply) => return Ok(reply),
                 Err(error) => error,
             };
@@ -243,13 +248,14 @@ impl Transport for Cluster {
             if now + delay >= deadline {
                 return Err(error);
             }
-            let Some(next) = set.pick(call.hash_key, now, &mut tried) else { return Err(error) };
+            let Some(next) = inner.pick(call.hash_key, now, &mut tried) else { return Err(error) };
             if !inner.retry.withdraw() {
                 return Err(error);
             }
             tracing::debug!(service = %inner.discovery.service(), method = call.method.method, attempts, to = %next.node.instance.addr, %error, ?delay, "retrying on another node");
             tokio::time::sleep(delay).await;
-            call.timeout = Some(deadline.saturating_duration_since(Instant::now()));
+            sent_at = Instant::now();
+            call.timeout = Some(deadline.saturating_duration_since(sent_at));
             next.node.metrics.retries.increment(1);
             picked = next;
         }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::breaker::{Admission, Breaker};
-use super::config::ClusterConfig;
+use super::config::{BalancerKind, ClusterConfig};
 use super::metrics::NodeMetrics;
 use super::peak_ewma::PeakEwma;
 use crate::client::{Call, Channel, Reply, Transport};
@@ -21,6 +21,8 @@ pub(crate) struct Node {
     channel: Channel,
     in_flight: AtomicUsize,
     pub(crate) latency: PeakEwma,
+    /// Whether the balancer reads `latency` (only `peak_ewma` does; others skip the update).
+    track_latency: bool,
     pub(crate) breaker: Breaker,
     pub(crate) metrics: NodeMetrics,
     warmup: Warmup,
@@ -34,11 +36,23 @@ impl Node {
             channel: Channel::new(instance.addr.clone(), config.client.clone()),
             in_flight: AtomicUsize::new(0),
             latency: PeakEwma::new(config.peak_ewma.default_rtt, config.peak_ewma.decay, now),
+            track_latency: config.balancer == BalancerKind::PeakEwma,
             breaker: Breaker::new(config.breaker.clone(), &instance.addr, breaker_gauge),
             metrics,
             warmup: Warmup::new(instance.weight, instance.age(), config.warmup, now),
             instance,
         }
+    }
+
+    /// Identifies the node for as long as it is alive (its address in memory): a retry must
+    /// avoid the nodes already tried, even if the node list was rebuilt in between.
+    pub(crate) fn id(node: &Arc<Node>) -> usize {
+        Arc::as_ptr(node) as usize
+    }
+
+    /// Whether this node's latency estimate is kept up to date.
+    pub(crate) fn tracks_latency(&self) -> bool {
+        self.track_latency
     }
 
     /// Calls waiting for this node's answer.
@@ -84,22 +98,20 @@ impl Warmup {
 #[derive(Debug)]
 pub(crate) struct Picked {
     pub(crate) node: Arc<Node>,
-    /// Index of the node in the node set it was picked from.
-    pub(crate) index: usize,
     admission: Option<Admission>,
 }
 
 impl Picked {
-    pub(crate) fn new(node: Arc<Node>, index: usize, admission: Admission) -> Picked {
-        Picked { node, index, admission: Some(admission) }
+    pub(crate) fn new(node: Arc<Node>, admission: Admission) -> Picked {
+        Picked { node, admission: Some(admission) }
     }
 
     /// Sends the call to the node and accounts for it: in-flight count, latency, breaker, metrics.
-    pub(crate) async fn call(mut self, call: Call) -> Result<Reply, Error> {
+    /// `started` is the caller's reading of the clock just before, saving another.
+    pub(crate) async fn call(mut self, call: Call, started: Instant) -> Result<Reply, Error> {
         let node = self.node.clone();
         let _in_flight = InFlight::enter(&node);
         node.metrics.requests.increment(1);
-        let started = Instant::now();
         let result = node.channel.call(call).await;
         let finished = Instant::now();
         let elapsed = finished - started;
@@ -108,10 +120,12 @@ impl Picked {
         if result.is_err() {
             node.metrics.errors.increment(1);
         }
-        // A failure is as bad as a slow answer for the latency estimate: a node that fails fast
-        // must not attract traffic by looking quick.
-        let penalty = if failed { elapsed.max(node.breaker.slow_call_threshold()) } else { elapsed };
-        node.latency.observe(penalty, finished);
+        if node.track_latency {
+            // A failure is as bad as a slow answer for the latency estimate: a node that fails
+            // fast must not attract traffic by looking quick.
+            let penalty = if failed { elapsed.max(node.breaker.slow_call_threshold()) } else { elapsed };
+            node.latency.observe(penalty, finished);
+        }
         if let Some(admission) = self.admission.take() {
             node.breaker.record(admission, finished, failed, elapsed);
         }

@@ -16,18 +16,23 @@ pub(super) fn pick(len: usize, eligible: impl Fn(usize) -> bool, cost: impl Fn(u
 
 /// A random eligible node other than `other`.
 fn draw(len: usize, other: Option<usize>, eligible: &impl Fn(usize) -> bool) -> Option<usize> {
-    let usable = |i: usize| Some(i) != other && eligible(i);
-    if len == 0 {
+    // Draw among the slots other than `other`, so no draw is wasted on it.
+    let slots = len - usize::from(other.is_some());
+    let node = |slot: usize| match other {
+        Some(other) if slot >= other => slot + 1,
+        _ => slot,
+    };
+    if slots == 0 {
         return None;
     }
-    for _ in 0..DRAWS {
-        let i = rand::random_range(0..len);
-        if usable(i) {
+    for _ in 0..DRAWS.min(slots) {
+        let i = node(rand::random_range(0..slots));
+        if eligible(i) {
             return Some(i);
         }
     }
-    let start = rand::random_range(0..len);
-    (0..len).map(|offset| (start + offset) % len).find(|&i| usable(i))
+    let start = rand::random_range(0..slots);
+    (0..slots).map(|offset| node((start + offset) % slots)).find(|&i| eligible(i))
 }
 
 #[cfg(test)]
