@@ -108,6 +108,7 @@ async fn least_active_and_peak_ewma_send_most_traffic_away_from_a_slow_node() {
         })
         .await;
         let slow_share = tally(&ids).get(&3).copied().unwrap_or(0) as f64 / 3_000.0;
+        eprintln!("{}: slow node share {slow_share:.3}", balancer.name());
         // A blind balancer would give it a third.
         assert!(slow_share < 0.10, "{}: the slow node got {slow_share:.3} of the calls", balancer.name());
     }

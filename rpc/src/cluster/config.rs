@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use super::breaker::BreakerConfig;
 use crate::client::ClientConfig;
 
 /// Settings of a [`super::Cluster`]. Every field has a default suited to a LAN.
@@ -97,6 +96,48 @@ impl Default for RetryConfig {
             budget_ratio: 0.1,
             budget_min_per_sec: 10,
             budget_window: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Settings of the per-node circuit breaker.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct BreakerConfig {
+    /// `false` turns breaking off (every node always admits calls).
+    pub enabled: bool,
+    /// Span of the sliding window the ratios are computed over.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// No verdict before this many calls in the window: two failures out of three prove nothing.
+    pub min_calls: u32,
+    /// Open when at least this fraction of the window's calls failed (node failures only:
+    /// transport errors, timeouts, `Overloaded`, internal errors; never application errors).
+    /// The ratios are evaluated each time a failure or a slow call is recorded.
+    pub failure_ratio: f64,
+    /// A call slower than this counts as slow.
+    #[serde(with = "humantime_serde")]
+    pub slow_call_threshold: Duration,
+    /// Open when at least this fraction of the window's calls were slow.
+    pub slow_call_ratio: f64,
+    /// How long an open breaker refuses calls before letting probes through.
+    #[serde(with = "humantime_serde")]
+    pub open_for: Duration,
+    /// Probes admitted while half-open; all must succeed (and be fast) to close again.
+    pub half_open_probes: u32,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            enabled: true,
+            window: Duration::from_secs(10),
+            min_calls: 20,
+            failure_ratio: 0.5,
+            slow_call_threshold: Duration::from_secs(1),
+            slow_call_ratio: 0.8,
+            open_for: Duration::from_secs(5),
+            half_open_probes: 3,
         }
     }
 }

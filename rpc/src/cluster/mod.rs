@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use self::balance::Balancer;
-pub use self::breaker::{BreakerConfig, BreakerState};
-pub use self::config::{BalancerKind, ClusterConfig, PeakEwmaConfig, RetryConfig};
+pub use self::breaker::BreakerState;
+pub use self::config::{BalancerKind, BreakerConfig, ClusterConfig, PeakEwmaConfig, RetryConfig};
 pub use self::metrics::describe_metrics;
 use self::node::{Node, Picked};
 use self::retry::RetryPolicy;
@@ -252,7 +252,8 @@ impl Transport for Cluster {
             if !inner.retry.withdraw() {
                 return Err(error);
             }
-            tracing::debug!(service = %inner.discovery.service(), method = call.method.method, attempts, to = %next.node.instance.addr, %error, ?delay, "retrying on another node");
+            let (service, to) = (inner.discovery.service(), &next.node.instance.addr);
+            tracing::debug!(service, method = call.method.method, attempts, %to, %error, ?delay, "retrying on another node");
             tokio::time::sleep(delay).await;
             sent_at = Instant::now();
             call.timeout = Some(deadline.saturating_duration_since(sent_at));

@@ -109,8 +109,8 @@ impl Picked {
     /// Sends the call to the node and accounts for it: in-flight count, latency, breaker, metrics.
     /// `started` is the caller's reading of the clock just before, saving another.
     pub(crate) async fn call(mut self, call: Call, started: Instant) -> Result<Reply, Error> {
-        let node = self.node.clone();
-        let _in_flight = InFlight::enter(&node);
+        let node = &*self.node;
+        let _in_flight = InFlight::enter(node);
         node.metrics.requests.increment(1);
         let result = node.channel.call(call).await;
         let finished = Instant::now();
