@@ -28,7 +28,10 @@ impl Application {
         let redis = common::redis::connect(&settings.redis_url, settings.redis_max_connections).await?;
         let stock = Stock::new(pool, SaleStore::new(redis, settings.redis_prefix.clone()));
         let server = rpc::Server::new(settings.node.rpc.clone()).add_service(StockServiceServer::new(stock.clone()));
-        let node = Node::start(&settings.node, server).await.context("starting the RPC server")?;
+        let registry = settings.registry.connect().await?;
+        let node = Node::start(&settings.node, server, &["StockService"], &registry)
+            .await
+            .context("starting the RPC server")?;
         Ok(Application { node, stock })
     }
 

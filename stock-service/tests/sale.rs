@@ -32,6 +32,7 @@ async fn spawn(instances: usize) -> Sale {
     for _ in 0..instances {
         let settings = Settings {
             node: NodeSettings::listening("127.0.0.1:0", None),
+            registry: testkit::static_registry(),
             database_url: db.secret_url(),
             redis_prefix: prefix.clone(),
             ..Settings::default()

@@ -87,7 +87,9 @@ impl Drop for TestDb {
 
 fn replace_database(url: &str, database: &str) -> String {
     match url.rfind('/') {
-        Some(slash) if url[..slash].contains("://") && !url[..slash].ends_with('/') => format!("{}/{database}", &url[..slash]),
+        Some(slash) if url[..slash].contains("://") && !url[..slash].ends_with('/') => {
+            format!("{}/{database}", &url[..slash])
+        }
         _ => format!("{url}/{database}"),
     }
 }
@@ -100,7 +102,8 @@ pub async fn redis_pool() -> Pool {
 /// Deletes every key under `prefix:`.
 pub async fn clear_redis_prefix(pool: &Pool, prefix: &str) {
     let mut conn = pool.get().await.expect("redis connection");
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut *conn).await.unwrap_or_default();
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut *conn).await.unwrap_or_default();
     if !keys.is_empty() {
         let _: Result<i64, _> = conn.del(keys).await;
     }
@@ -122,6 +125,12 @@ where
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Registry settings for tests: a static registry, so test servers never appear in the shared
+/// Redis registry.
+pub fn static_registry() -> common::node::RegistrySettings {
+    common::node::RegistrySettings { kind: common::node::RegistryKind::Static, ..Default::default() }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Configuration: built-in defaults for a local machine, overridden by `SECKILL_*` variables.
 
 use common::auth::JwtSettings;
-use common::node::NodeSettings;
+use common::node::{NodeSettings, RegistrySettings};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +12,8 @@ pub struct Settings {
     /// Listen address, metrics, logs, RPC limits (`SECKILL_LISTEN`, ...).
     #[serde(flatten)]
     pub node: NodeSettings,
+    /// Where this node registers (`SECKILL_REGISTRY__KIND`, ...).
+    pub registry: RegistrySettings,
     /// PostgreSQL (`SECKILL_DATABASE_URL`).
     #[serde(serialize_with = "common::config::expose")]
     pub database_url: SecretString,
@@ -52,6 +54,7 @@ fn expose_optional<S: serde::Serializer>(secret: &Option<SecretString>, serializ
 impl Default for Settings {
     fn default() -> Self {
         Settings {
+            registry: RegistrySettings::default(),
             node: NodeSettings::listening("0.0.0.0:7001", Some("0.0.0.0:9101")),
             database_url: SecretString::from("postgres://postgres@127.0.0.1:5432/seckill"),
             database_max_connections: 10,

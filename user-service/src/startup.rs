@@ -31,7 +31,10 @@ impl Application {
         let users = Users::new(pool, JwtKeys::new(&settings.jwt));
         users.ensure_admin(&settings.admin).await.context("ensuring the admin account")?;
         let server = rpc::Server::new(settings.node.rpc.clone()).add_service(UserServiceServer::new(users.clone()));
-        let node = Node::start(&settings.node, server).await.context("starting the RPC server")?;
+        let registry = settings.registry.connect().await?;
+        let node = Node::start(&settings.node, server, &["UserService"], &registry)
+            .await
+            .context("starting the RPC server")?;
         Ok(Application { node, users })
     }
 

@@ -22,6 +22,7 @@ async fn spawn_app() -> TestApp {
     let jwt = JwtSettings { secret: SecretString::from("test-secret"), ..Default::default() };
     let settings = Settings {
         node: NodeSettings::listening("127.0.0.1:0", None),
+        registry: testkit::static_registry(),
         database_url: db.secret_url(),
         jwt: jwt.clone(),
         admin: AdminBootstrap { username: "root".into(), password: Some(SecretString::from("root-password")) },
@@ -53,10 +54,22 @@ async fn register_then_login_issues_a_verifiable_token() {
 async fn bad_logins_and_bad_input_get_typed_errors() {
     let t = spawn_app().await;
     t.client.register(creds("bob", "correct horse")).await.unwrap();
-    assert_eq!(t.client.register(creds("bob", "another pass")).await, Err(Error::Application(UserError::UsernameTaken)));
-    assert_eq!(t.client.login(creds("bob", "wrong horse")).await, Err(Error::Application(UserError::InvalidCredentials)));
-    assert_eq!(t.client.login(creds("nobody", "whatever1")).await, Err(Error::Application(UserError::InvalidCredentials)));
-    assert!(matches!(t.client.register(creds("b", "correct horse")).await, Err(Error::Application(UserError::Invalid(_)))));
+    assert_eq!(
+        t.client.register(creds("bob", "another pass")).await,
+        Err(Error::Application(UserError::UsernameTaken))
+    );
+    assert_eq!(
+        t.client.login(creds("bob", "wrong horse")).await,
+        Err(Error::Application(UserError::InvalidCredentials))
+    );
+    assert_eq!(
+        t.client.login(creds("nobody", "whatever1")).await,
+        Err(Error::Application(UserError::InvalidCredentials))
+    );
+    assert!(matches!(
+        t.client.register(creds("b", "correct horse")).await,
+        Err(Error::Application(UserError::Invalid(_)))
+    ));
     assert!(matches!(t.client.register(creds("carol", "short")).await, Err(Error::Application(UserError::Invalid(_)))));
     assert_eq!(t.client.get_user(999_999).await, Err(Error::Application(UserError::NotFound)));
     t.app.stop().await;

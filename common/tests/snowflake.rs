@@ -1,0 +1,50 @@
+//! Snowflake ids from generators whose worker ids are leased from the real Redis.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::worker_lease::WorkerLease;
+use secrecy::SecretString;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_million_ids_from_four_leased_generators_are_unique_and_increasing_per_generator() {
+    let redis = common::redis::connect(&SecretString::from("redis://127.0.0.1:6379"), 4).await.unwrap();
+    let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let mut leases = Vec::new();
+    for _ in 0..4 {
+        leases.push(WorkerLease::acquire(&redis, &prefix, Duration::from_secs(30)).await.unwrap());
+    }
+    let worker_ids: HashSet<u16> = leases.iter().map(|lease| lease.worker_id()).collect();
+    assert_eq!(worker_ids.len(), 4, "each lease holds a distinct worker id");
+
+    let generators: Vec<_> = leases
+        .iter()
+        .map(|lease| {
+            let ids = lease.snowflake().unwrap();
+            std::thread::spawn(move || (0..250_000).map(|_| ids.next_id().unwrap()).collect::<Vec<i64>>())
+        })
+        .collect();
+    let mut all = HashSet::with_capacity(1_000_000);
+    for generator in generators {
+        let ids = generator.join().unwrap();
+        assert!(ids.windows(2).all(|pair| pair[1] > pair[0]), "ids must increase per generator");
+        all.extend(ids);
+    }
+    assert_eq!(all.len(), 1_000_000, "every id is unique");
+
+    for lease in leases {
+        lease.release().await;
+    }
+    // Released ids are free again: leasing 1024 works.
+    let mut again = Vec::new();
+    for _ in 0..1024 {
+        again.push(WorkerLease::acquire(&redis, &prefix, Duration::from_secs(30)).await.unwrap());
+    }
+    assert!(matches!(
+        WorkerLease::acquire(&redis, &prefix, Duration::from_secs(30)).await,
+        Err(common::worker_lease::LeaseError::Exhausted)
+    ));
+    for lease in again {
+        lease.release().await;
+    }
+}
