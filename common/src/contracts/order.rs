@@ -15,9 +15,10 @@ pub struct Ticket {
     pub goods_id: i64,
 }
 
-/// Where a user's purchase of a goods stands.
+/// Where a user's purchase of a goods stands. (Externally tagged: postcard, the default codec,
+/// cannot carry internally tagged enums.)
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum OrderResult {
     /// Accepted; the order is being written.
     Queued {

@@ -1,0 +1,204 @@
+//! RabbitMQ: the topology, and a publisher that reports success only on the broker's confirm.
+//!
+//! ```text
+//! place ──► {p}.orders (direct) ──create──► {p}.orders.create (quorum, delivery limit N)
+//!                                               │ rejected, or delivered N times
+//!                                               ▼
+//!                                    {p}.orders.dlx (fanout) ──► {p}.orders.dead
+//! ```
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::contracts::order::OrderMessage;
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::settings::BrokerSettings;
+
+/// The routing key of order-creation messages.
+const ROUTING_KEY: &str = "create";
+
+/// Names of the exchanges and queues, derived from one prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topology {
+    /// Direct exchange orders are published to.
+    pub exchange: String,
+    /// Quorum queue the workers consume.
+    pub queue: String,
+    /// Fanout exchange for dead letters.
+    pub dead_exchange: String,
+    /// Where dead letters stay for inspection.
+    pub dead_queue: String,
+    /// Deliveries before the broker dead-letters a message.
+    pub delivery_limit: u32,
+}
+
+impl Topology {
+    /// Names under `prefix`.
+    pub fn new(prefix: &str, delivery_limit: u32) -> Topology {
+        Topology {
+            exchange: format!("{prefix}.orders"),
+            queue: format!("{prefix}.orders.create"),
+            dead_exchange: format!("{prefix}.orders.dlx"),
+            dead_queue: format!("{prefix}.orders.dead"),
+            delivery_limit,
+        }
+    }
+
+    /// Declares everything (idempotent; safe from every process at start-up).
+    pub async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
+        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+        channel
+            .exchange_declare(self.exchange.as_str().into(), ExchangeKind::Direct, durable, FieldTable::default())
+            .await?;
+        channel
+            .exchange_declare(self.dead_exchange.as_str().into(), ExchangeKind::Fanout, durable, FieldTable::default())
+            .await?;
+        let durable_queue = QueueDeclareOptions { durable: true, ..Default::default() };
+        channel.queue_declare(self.dead_queue.as_str().into(), durable_queue, FieldTable::default()).await?;
+        channel
+            .queue_bind(
+                self.dead_queue.as_str().into(),
+                self.dead_exchange.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let mut arguments = FieldTable::default();
+        // A quorum queue replicates across a cluster and counts deliveries itself.
+        arguments.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from("quorum")));
+        arguments.insert("x-delivery-limit".into(), AMQPValue::LongInt(self.delivery_limit as i32));
+        arguments.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(LongString::from(self.dead_exchange.as_str())),
+        );
+        channel.queue_declare(self.queue.as_str().into(), durable_queue, arguments).await?;
+        channel
+            .queue_bind(
+                self.queue.as_str().into(),
+                self.exchange.as_str().into(),
+                ROUTING_KEY.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// Connects to the broker.
+pub async fn connect(url: &SecretString) -> lapin::Result<Connection> {
+    Connection::connect(url.expose_secret(), ConnectionProperties::default()).await
+}
+
+/// Why a message is not known to be safely with the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// Could not connect or send.
+    #[error("broker unreachable: {0}")]
+    Unreachable(String),
+    /// The broker refused it (nack) or could not route it.
+    #[error("broker refused the message: {0}")]
+    Refused(String),
+    /// No confirm within the timeout: the message may or may not be stored.
+    #[error("no confirm from the broker within {0:?}")]
+    Unconfirmed(Duration),
+}
+
+/// Publishes order messages on one confirm-mode channel, reconnecting on demand after a failure.
+#[derive(Debug)]
+pub struct Publisher {
+    url: SecretString,
+    topology: Topology,
+    confirm_timeout: Duration,
+    channel: Mutex<Option<(Connection, Channel)>>,
+    /// Serialises reconnects so a broken broker is not dialled by every caller at once.
+    reconnect: tokio::sync::Mutex<()>,
+}
+
+impl Publisher {
+    /// A publisher; connects (and declares the topology) at once, so start-up fails clearly when
+    /// the broker is unreachable.
+    pub async fn connect(settings: &BrokerSettings, topology: Topology) -> lapin::Result<Publisher> {
+        let publisher = Publisher {
+            url: settings.url.clone(),
+            topology,
+            confirm_timeout: settings.confirm_timeout,
+            channel: Mutex::new(None),
+            reconnect: tokio::sync::Mutex::new(()),
+        };
+        publisher.open().await?;
+        Ok(publisher)
+    }
+
+    async fn open(&self) -> lapin::Result<Channel> {
+        let connection = connect(&self.url).await?;
+        let channel = connection.create_channel().await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        self.topology.declare(&channel).await?;
+        *self.channel.lock().unwrap_or_else(|p| p.into_inner()) = Some((connection, channel.clone()));
+        Ok(channel)
+    }
+
+    fn current(&self) -> Option<Channel> {
+        let guard = self.channel.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().filter(|(_, channel)| channel.status().connected()).map(|(_, channel)| channel.clone())
+    }
+
+    async fn channel(&self) -> Result<Channel, PublishError> {
+        if let Some(channel) = self.current() {
+            return Ok(channel);
+        }
+        let _one_at_a_time = self.reconnect.lock().await;
+        if let Some(channel) = self.current() {
+            return Ok(channel);
+        }
+        let reconnect = tokio::time::timeout(self.confirm_timeout, self.open());
+        match reconnect.await {
+            Ok(Ok(channel)) => {
+                tracing::info!("reconnected to the broker");
+                Ok(channel)
+            }
+            Ok(Err(err)) => Err(PublishError::Unreachable(err.to_string())),
+            Err(_) => Err(PublishError::Unreachable(format!("no connection within {:?}", self.confirm_timeout))),
+        }
+    }
+
+    /// Publishes one persistent order message (message id = ticket) and waits for the confirm.
+    pub async fn publish(&self, message: &OrderMessage) -> Result<(), PublishError> {
+        let payload = serde_json::to_vec(message).map_err(|e| PublishError::Refused(e.to_string()))?;
+        let channel = self.channel().await?;
+        let properties = BasicProperties::default()
+            .with_message_id(ShortString::from(message.ticket.to_string()))
+            .with_content_type(ShortString::from("application/json"))
+            .with_delivery_mode(2); // persistent
+        let options = BasicPublishOptions { mandatory: true, ..Default::default() };
+        let confirmed = tokio::time::timeout(self.confirm_timeout, async {
+            let confirm = channel
+                .basic_publish(
+                    self.topology.exchange.as_str().into(),
+                    ROUTING_KEY.into(),
+                    options,
+                    &payload,
+                    properties,
+                )
+                .await
+                .map_err(|e| PublishError::Unreachable(e.to_string()))?;
+            confirm.await.map_err(|e| PublishError::Unreachable(e.to_string()))
+        })
+        .await
+        .map_err(|_| PublishError::Unconfirmed(self.confirm_timeout))??;
+        match confirmed {
+            lapin::Confirmation::Ack(None) => Ok(()),
+            lapin::Confirmation::Ack(Some(_)) => Err(PublishError::Refused("unroutable".into())),
+            lapin::Confirmation::Nack(_) => Err(PublishError::Refused("nack".into())),
+            lapin::Confirmation::NotRequested => Err(PublishError::Refused("confirms are off".into())),
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Order results in Redis, for polling: one hash per goods, user id → `q:<ticket>` (queued),
+//! `s:<ticket>:<order id>` (success) or `f:<ticket>:<reason>` (failed). Each entry names its
+//! ticket, so a late "queued" never hides the final outcome of the same ticket.
+
+use common::contracts::order::OrderResult;
+use deadpool_redis::Pool;
+use deadpool_redis::redis::{self, Script};
+use uuid::Uuid;
+
+/// Sets `queued` unless the entry already holds an outcome of this very ticket (a fast worker).
+const MARK_QUEUED: &str = r"
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current and string.sub(current, 3, 38) == ARGV[2] then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], 'q:' .. ARGV[2])
+return 1";
+
+/// A final outcome to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The order exists.
+    Success(i64),
+    /// The attempt failed (its unit was released, or had been lost with Redis data).
+    Failed(String),
+}
+
+/// What is recorded for one user and goods.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    /// The ticket the entry is about.
+    pub ticket: Uuid,
+    /// Its state.
+    pub result: OrderResult,
+}
+
+/// The results store.
+#[derive(Clone, Debug)]
+pub struct Results {
+    redis: Pool,
+    prefix: String,
+    mark_queued: Script,
+}
+
+impl Results {
+    /// A store under `prefix` (the same prefix as the sale state, so keys share its hash tag).
+    pub fn new(redis: Pool, prefix: impl Into<String>) -> Results {
+        Results { redis, prefix: prefix.into(), mark_queued: Script::new(MARK_QUEUED) }
+    }
+
+    fn key(&self, goods_id: i64) -> String {
+        format!("{}:{{g{goods_id}}}:results", self.prefix)
+    }
+
+    /// Records that `ticket` is queued (after the broker confirmed its message).
+    pub async fn mark_queued(&self, goods_id: i64, user_id: i64, ticket: Uuid) -> redis::RedisResult<()> {
+        let mut conn = self.redis.get().await.map_err(to_redis)?;
+        let _: i64 = self
+            .mark_queued
+            .key(self.key(goods_id))
+            .arg(user_id)
+            .arg(ticket.to_string())
+            .invoke_async(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Records final outcomes, all in one round trip.
+    pub async fn record(&self, outcomes: &[(i64, i64, Uuid, Outcome)]) -> redis::RedisResult<()> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (goods_id, user_id, ticket, outcome) in outcomes {
+            let value = match outcome {
+                Outcome::Success(order_id) => format!("s:{ticket}:{order_id}"),
+                Outcome::Failed(reason) => format!("f:{ticket}:{reason}"),
+            };
+            pipe.hset(self.key(*goods_id), user_id, value).ignore();
+        }
+        let mut conn = self.redis.get().await.map_err(to_redis)?;
+        pipe.query_async(&mut *conn).await
+    }
+
+    /// What is recorded for this user and goods, if anything.
+    pub async fn get(&self, goods_id: i64, user_id: i64) -> redis::RedisResult<Option<Recorded>> {
+        let mut conn = self.redis.get().await.map_err(to_redis)?;
+        let entry: Option<String> =
+            redis::cmd("HGET").arg(self.key(goods_id)).arg(user_id).query_async(&mut *conn).await?;
+        Ok(entry.as_deref().and_then(parse))
+    }
+}
+
+fn parse(entry: &str) -> Option<Recorded> {
+    let (state, rest) = entry.split_once(':')?;
+    let ticket: Uuid = rest.get(..36)?.parse().ok()?;
+    let detail = rest.get(37..).unwrap_or_default();
+    let result = match state {
+        "q" => OrderResult::Queued { ticket },
+        "s" => OrderResult::Success { order_id: detail.parse().ok()? },
+        "f" => OrderResult::Failed { reason: detail.to_owned() },
+        _ => return None,
+    };
+    Some(Recorded { ticket, result })
+}
+
+fn to_redis(err: deadpool_redis::PoolError) -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Io, "redis pool", err.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip() {
+        let ticket = Uuid::new_v4();
+        assert_eq!(parse(&format!("q:{ticket}")).unwrap().result, OrderResult::Queued { ticket });
+        assert_eq!(parse(&format!("s:{ticket}:42")).unwrap().result, OrderResult::Success { order_id: 42 });
+        let failed = parse(&format!("f:{ticket}:sold out: at the database")).unwrap();
+        assert_eq!(
+            failed,
+            Recorded { ticket, result: OrderResult::Failed { reason: "sold out: at the database".into() } }
+        );
+        assert_eq!(parse("x:garbage"), None);
+    }
+}

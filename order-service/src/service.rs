@@ -1,0 +1,91 @@
+//! The `OrderService` implementation: place (reserve, publish, confirm), result, get.
+
+use common::contracts::order::{OrderError, OrderMessage, OrderResult, OrderService, OrderView, Ticket};
+use common::contracts::stock::{ReleaseScope, ReserveOutcome, StockError, StockServiceClient};
+use rpc::Transport;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::broker::Publisher;
+use crate::results::Results;
+use crate::store;
+
+/// The order service.
+pub struct Orders<T> {
+    pool: PgPool,
+    stock: StockServiceClient<T>,
+    publisher: Publisher,
+    results: Results,
+}
+
+impl<T: Transport> Orders<T> {
+    /// The service over its dependencies.
+    pub fn new(pool: PgPool, stock: StockServiceClient<T>, publisher: Publisher, results: Results) -> Self {
+        Orders { pool, stock, publisher, results }
+    }
+}
+
+fn stock_failure(err: rpc::Error<StockError>) -> OrderError {
+    match err {
+        rpc::Error::Application(StockError::UnknownGoods(id) | StockError::NotWarmed(id)) => {
+            OrderError::UnknownGoods(id)
+        }
+        other => {
+            tracing::warn!(%other, "stock-service call failed");
+            OrderError::Unavailable("stock service unavailable".into())
+        }
+    }
+}
+
+fn database_failure(err: sqlx::Error) -> OrderError {
+    tracing::error!(%err, "database failed");
+    OrderError::Unavailable("database unavailable".into())
+}
+
+impl<T: Transport> OrderService for Orders<T> {
+    async fn place(&self, user_id: i64, goods_id: i64) -> Result<Ticket, OrderError> {
+        let ticket = Uuid::new_v4();
+        let price_cents = match self.stock.reserve(goods_id, user_id, ticket).await.map_err(stock_failure)? {
+            ReserveOutcome::Reserved { price_cents, .. } => price_cents,
+            ReserveOutcome::Duplicate => return Err(OrderError::Duplicate),
+            ReserveOutcome::SoldOut => return Err(OrderError::SoldOut),
+            ReserveOutcome::NotStarted { starts_at } => return Err(OrderError::NotStarted { starts_at }),
+            ReserveOutcome::Ended => return Err(OrderError::Ended),
+        };
+        let message = OrderMessage { ticket, user_id, goods_id, price_cents };
+        if let Err(err) = self.publisher.publish(&message).await {
+            // Nothing is accepted unless the broker has it: give the unit back. Should this
+            // release fail too, the reconciler releases the orphan after its grace period.
+            tracing::warn!(%ticket, %err, "order message not confirmed; releasing the reservation");
+            metrics::counter!("orders_placed_total", "outcome" => "unconfirmed").increment(1);
+            if let Err(release) = self.stock.release(goods_id, user_id, ticket, ReleaseScope::Unclaimed).await {
+                tracing::error!(%ticket, %release, "release failed; the reconciler will release it");
+            }
+            return Err(OrderError::Unavailable(
+                "the order queue did not confirm; nothing was taken, try again".into(),
+            ));
+        }
+        if let Err(err) = self.results.mark_queued(goods_id, user_id, ticket).await {
+            tracing::warn!(%ticket, %err, "could not mark the ticket queued; polling falls back to PostgreSQL");
+        }
+        metrics::counter!("orders_placed_total", "outcome" => "queued").increment(1);
+        Ok(Ticket { ticket, user_id, goods_id })
+    }
+
+    async fn result(&self, user_id: i64, goods_id: i64) -> Result<OrderResult, OrderError> {
+        match self.results.get(goods_id, user_id).await {
+            Ok(Some(recorded)) => return Ok(recorded.result),
+            Ok(None) => {}
+            Err(err) => tracing::warn!(%err, "results unreadable in Redis; asking PostgreSQL"),
+        }
+        if let Some(order) = store::by_user_and_goods(&self.pool, user_id, goods_id).await.map_err(database_failure)? {
+            return Ok(OrderResult::Success { order_id: order.id });
+        }
+        let level = self.stock.stock_level(goods_id).await.map_err(stock_failure)?;
+        Ok(if level.redis_stock == Some(0) { OrderResult::SoldOut } else { OrderResult::None })
+    }
+
+    async fn get_order(&self, order_id: i64) -> Result<OrderView, OrderError> {
+        store::by_id(&self.pool, order_id).await.map_err(database_failure)?.ok_or(OrderError::NotFound)
+    }
+}

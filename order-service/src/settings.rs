@@ -1,0 +1,125 @@
+//! Configuration of order-service and the order workers: built-in defaults for a local machine,
+//! overridden by `SECKILL_*` variables.
+
+use std::time::Duration;
+
+use common::node::{NodeSettings, RegistrySettings};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// Settings of both binaries (each reads the parts it needs).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Listen address, metrics, logs, RPC limits (`SECKILL_LISTEN`, ...).
+    #[serde(flatten)]
+    pub node: NodeSettings,
+    /// Where services register and find each other (`SECKILL_REGISTRY__KIND`, ...).
+    pub registry: RegistrySettings,
+    /// How calls to stock-service are balanced, broken and retried (`SECKILL_STOCK__BALANCER`, ...).
+    pub stock: rpc::ClusterConfig,
+    /// PostgreSQL (`SECKILL_DATABASE_URL`).
+    #[serde(serialize_with = "common::config::expose")]
+    pub database_url: SecretString,
+    /// PostgreSQL pool size.
+    pub database_max_connections: u32,
+    /// Apply pending migrations at start-up.
+    pub migrate: bool,
+    /// Redis (`SECKILL_REDIS_URL`).
+    #[serde(serialize_with = "common::config::expose")]
+    pub redis_url: SecretString,
+    /// Prefix of every Redis key (`sk`, shared with stock-service).
+    pub redis_prefix: String,
+    /// RabbitMQ (`SECKILL_BROKER__URL`, ...).
+    pub broker: BrokerSettings,
+    /// Order workers (`SECKILL_WORKER__BATCH_SIZE`, ...).
+    pub worker: WorkerSettings,
+    /// The reconciler (`SECKILL_RECONCILER__GRACE`, ...).
+    pub reconciler: ReconcilerSettings,
+}
+
+/// RabbitMQ settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BrokerSettings {
+    /// AMQP URL.
+    #[serde(serialize_with = "common::config::expose")]
+    pub url: SecretString,
+    /// Prefix of the exchange and queue names (`seckill` → `seckill.orders`, ...).
+    pub prefix: String,
+    /// Deliveries of one message before the broker dead-letters it (quorum queue delivery limit).
+    pub delivery_limit: u32,
+    /// How long `place` waits for the broker's confirm before giving the unit back.
+    #[serde(with = "humantime_serde")]
+    pub confirm_timeout: Duration,
+}
+
+/// Order worker settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkerSettings {
+    /// Consumers per worker process (each its own channel and batches).
+    pub consumers: usize,
+    /// Unacknowledged messages the broker sends each consumer ahead.
+    pub prefetch: u16,
+    /// Most orders per database transaction.
+    pub batch_size: usize,
+    /// How long a batch waits to fill once it has its first message.
+    #[serde(with = "humantime_serde")]
+    pub batch_linger: Duration,
+}
+
+/// Reconciler settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReconcilerSettings {
+    /// Run the reconciler in this worker process (one of them takes a lock per pass).
+    pub enabled: bool,
+    /// Time between passes.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// A reservation with no ticket this old was orphaned by a crash between reserve and publish.
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            node: NodeSettings::listening("0.0.0.0:7003", Some("0.0.0.0:9103")),
+            registry: RegistrySettings::default(),
+            stock: rpc::ClusterConfig::default(),
+            database_url: SecretString::from("postgres://postgres@127.0.0.1:5432/seckill"),
+            database_max_connections: 10,
+            migrate: true,
+            redis_url: SecretString::from("redis://127.0.0.1:6379"),
+            redis_prefix: "sk".into(),
+            broker: BrokerSettings::default(),
+            worker: WorkerSettings::default(),
+            reconciler: ReconcilerSettings::default(),
+        }
+    }
+}
+
+impl Default for BrokerSettings {
+    fn default() -> Self {
+        BrokerSettings {
+            url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            prefix: "seckill".into(),
+            delivery_limit: 5,
+            confirm_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings { consumers: 2, prefetch: 1000, batch_size: 500, batch_linger: Duration::from_millis(5) }
+    }
+}
+
+impl Default for ReconcilerSettings {
+    fn default() -> Self {
+        ReconcilerSettings { enabled: true, interval: Duration::from_secs(5), grace: Duration::from_secs(60) }
+    }
+}

@@ -1,0 +1,163 @@
+//! Building and running order-service and the order workers, from tests as from the binaries.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use common::contracts::order::OrderServiceServer;
+use common::contracts::stock::StockServiceClient;
+use common::error::DependencyError;
+use common::node::{self, Node};
+use common::worker_lease::WorkerLease;
+use rpc::Cluster;
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::{Publisher, Topology};
+use crate::reconciler::Reconciler;
+use crate::results::Results;
+use crate::service::Orders;
+use crate::settings::Settings;
+use crate::worker::{Worker, Writer};
+
+/// What both binaries connect to at start-up.
+struct Dependencies {
+    pool: PgPool,
+    redis: deadpool_redis::Pool,
+    registry: Arc<dyn rpc::Registry>,
+    stock: StockServiceClient<Cluster>,
+    topology: Topology,
+}
+
+impl Dependencies {
+    async fn connect(settings: &Settings) -> anyhow::Result<Dependencies> {
+        let pool = common::db::connect(&settings.database_url, settings.database_max_connections).await?;
+        if settings.migrate {
+            common::db::migrate(&pool).await.context("applying database migrations")?;
+        }
+        let redis = common::redis::connect(&settings.redis_url, 16).await?;
+        let registry = settings.registry.connect().await?;
+        let stock = StockServiceClient::new(node::cluster(&registry, "StockService", &settings.stock));
+        let topology = Topology::new(&settings.broker.prefix, settings.broker.delivery_limit);
+        Ok(Dependencies { pool, redis, registry, stock, topology })
+    }
+}
+
+fn broker_unreachable(settings: &Settings, err: lapin::Error) -> DependencyError {
+    DependencyError::new("RabbitMQ", settings.broker.url.expose_secret(), &err)
+}
+
+/// A running order-service.
+pub struct Application {
+    node: Node,
+}
+
+impl Application {
+    /// Connects to PostgreSQL, Redis, the registry and RabbitMQ (declaring the queues), and
+    /// starts serving.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let deps = Dependencies::connect(&settings).await?;
+        let publisher = Publisher::connect(&settings.broker, deps.topology.clone())
+            .await
+            .map_err(|err| broker_unreachable(&settings, err))?;
+        let results = Results::new(deps.redis.clone(), settings.redis_prefix.clone());
+        let orders = Orders::new(deps.pool, deps.stock, publisher, results);
+        let server = rpc::Server::new(settings.node.rpc.clone()).add_service(OrderServiceServer::new(orders));
+        let node = Node::start(&settings.node, server, &["OrderService"], &deps.registry)
+            .await
+            .context("starting the RPC server")?;
+        Ok(Application { node })
+    }
+
+    /// The RPC address (useful with port 0).
+    pub fn address(&self) -> SocketAddr {
+        self.node.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight calls.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
+        self.node.run_until(shutdown).await;
+    }
+
+    /// Stops now, gracefully.
+    pub async fn stop(self) {
+        self.node.stop().await;
+    }
+}
+
+/// A running order-worker process: consumers and, if enabled, the reconciler.
+pub struct WorkerApplication {
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    lease: WorkerLease,
+}
+
+impl WorkerApplication {
+    /// Connects, leases a snowflake worker id, and starts consuming.
+    pub async fn build(settings: Settings) -> anyhow::Result<WorkerApplication> {
+        let deps = Dependencies::connect(&settings).await?;
+        if let Some(listen) = settings.node.metrics_listen {
+            if let Err(err) = common::metrics::serve_prometheus(listen) {
+                tracing::warn!(%listen, %err, "metrics exporter not started");
+            }
+        }
+        // Fail now, clearly, if the broker is unreachable (the consumers would only retry).
+        let connection =
+            crate::broker::connect(&settings.broker.url).await.map_err(|err| broker_unreachable(&settings, err))?;
+        let channel = connection.create_channel().await.map_err(|err| broker_unreachable(&settings, err))?;
+        deps.topology.declare(&channel).await.map_err(|err| broker_unreachable(&settings, err))?;
+        let _ = connection.close(200, "declared".into()).await;
+
+        let lease = WorkerLease::acquire(&deps.redis, &settings.redis_prefix, std::time::Duration::from_secs(30))
+            .await
+            .context("leasing a snowflake worker id")?;
+        let ids = Arc::new(lease.snowflake()?);
+        let results = Results::new(deps.redis.clone(), settings.redis_prefix.clone());
+        let shutdown = CancellationToken::new();
+        let worker = Arc::new(Worker {
+            amqp_url: settings.broker.url.clone(),
+            topology: deps.topology.clone(),
+            settings: settings.worker.clone(),
+            writer: Writer::new(deps.pool.clone(), deps.stock.clone(), ids),
+            stock: deps.stock.clone(),
+            results: results.clone(),
+        });
+        let mut tasks = vec![tokio::spawn(worker.run(shutdown.clone()))];
+        if settings.reconciler.enabled {
+            let reconciler = Reconciler {
+                stock: deps.stock.clone(),
+                results,
+                redis: deps.redis.clone(),
+                prefix: settings.redis_prefix.clone(),
+                grace: settings.reconciler.grace,
+            };
+            tasks.push(tokio::spawn(reconciler.run(settings.reconciler.interval, shutdown.clone())));
+        }
+        tracing::info!(worker_id = lease.worker_id(), "order worker started");
+        Ok(WorkerApplication { shutdown, tasks, lease })
+    }
+
+    /// Runs until `shutdown` completes, then finishes the batches in hand and stops.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
+        shutdown.await;
+        self.stop().await;
+    }
+
+    /// Stops now: no new batches; in-flight batches are written and acknowledged first.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        self.lease.release().await;
+    }
+
+    /// Kills the workers at once, as a crash would (tests): unacknowledged messages are redelivered.
+    pub fn abort(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! Order workers: consume order messages, write them to PostgreSQL in batches, acknowledge only
+//! after the commit.
+//!
+//! Each consumer has its own channel with a prefetch window. It waits for a first message, lets
+//! the batch fill for `batch_linger` (or up to `batch_size`), writes it in one transaction, then
+//! settles every message. A batch the database refuses is retried message by message to isolate
+//! the culprit; a message that cannot be written (or whose last delivery failed) gives its unit
+//! back, records a failed result and is rejected into the dead-letter queue.
+
+mod writer;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::contracts::order::OrderMessage;
+use common::contracts::stock::{ReleaseScope, StockServiceClient};
+use futures::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use rpc::Transport;
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+
+pub use self::writer::{Verdict, WriteError, Writer};
+use crate::broker::{self, Topology};
+use crate::results::{Outcome, Results};
+use crate::settings::WorkerSettings;
+
+/// Everything a consumer needs.
+pub struct Worker<T> {
+    /// The broker.
+    pub amqp_url: SecretString,
+    /// Queue names and delivery limit.
+    pub topology: Topology,
+    /// Batch and prefetch settings.
+    pub settings: WorkerSettings,
+    /// Writes batches.
+    pub writer: Writer<T>,
+    /// Releases units of refused orders.
+    pub stock: StockServiceClient<T>,
+    /// Records outcomes for polling.
+    pub results: Results,
+}
+
+impl<T: Transport> Worker<T> {
+    /// Runs `settings.consumers` consumers until `shutdown` is cancelled; each reconnects after a
+    /// broker failure. In-flight batches finish before this returns.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let consumers: Vec<_> = (0..self.settings.consumers.max(1))
+            .map(|n| tokio::spawn(self.clone().consume_forever(n, shutdown.clone())))
+            .collect();
+        for consumer in consumers {
+            let _ = consumer.await;
+        }
+    }
+
+    async fn consume_forever(self: Arc<Self>, n: usize, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(100);
+        while !shutdown.is_cancelled() {
+            match self.consume(n, &shutdown).await {
+                Ok(()) => return,
+                Err(err) => {
+                    tracing::warn!(consumer = n, %err, ?backoff, "consumer lost the broker; reconnecting");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn consume(&self, n: usize, shutdown: &CancellationToken) -> lapin::Result<()> {
+        let connection = broker::connect(&self.amqp_url).await?;
+        let channel = connection.create_channel().await?;
+        self.topology.declare(&channel).await?;
+        channel.basic_qos(self.settings.prefetch, BasicQosOptions::default()).await?;
+        let tag = format!("order-worker-{}-{n}", std::process::id());
+        let mut consumer = channel
+            .basic_consume(
+                self.topology.queue.as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        tracing::info!(consumer = n, queue = %self.topology.queue, "consuming");
+        loop {
+            let first = tokio::select! {
+                () = shutdown.cancelled() => break,
+                next = consumer.next() => next,
+            };
+            let Some(first) = first else { break };
+            let mut batch = vec![first?];
+            let until = tokio::time::Instant::now() + self.settings.batch_linger;
+            while batch.len() < self.settings.batch_size {
+                match tokio::time::timeout_at(until, consumer.next()).await {
+                    Ok(Some(delivery)) => batch.push(delivery?),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            self.process(batch).await;
+        }
+        // Unacknowledged messages go back to the queue when the channel closes.
+        let _ = channel.close(200, "worker stopping".into()).await;
+        let _ = connection.close(200, "worker stopping".into()).await;
+        Ok(())
+    }
+
+    /// Writes and settles one batch of deliveries.
+    pub async fn process(&self, deliveries: Vec<Delivery>) {
+        let started = std::time::Instant::now();
+        let mut messages: Vec<(OrderMessage, Delivery)> = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            match serde_json::from_slice::<OrderMessage>(&delivery.data) {
+                Ok(message) => messages.push((message, delivery)),
+                Err(err) => {
+                    tracing::error!(%err, "undecodable order message: dead-lettering it");
+                    metrics::counter!("order_messages_total", "outcome" => "poison").increment(1);
+                    reject(&delivery).await;
+                }
+            }
+        }
+        // A message delivered twice in one batch (a redelivery racing its original) is written once.
+        let mut unique: Vec<OrderMessage> = Vec::with_capacity(messages.len());
+        let mut seen = HashMap::new();
+        for (message, _) in &messages {
+            if seen.insert(message.ticket, ()).is_none() {
+                unique.push(message.clone());
+            }
+        }
+        match self.writer.write(&unique).await {
+            Ok(verdicts) => {
+                let deliveries: Vec<&Delivery> = messages.iter().map(|(_, delivery)| delivery).collect();
+                self.settle_written(&unique, verdicts, &deliveries).await
+            }
+            Err(WriteError::Transient(err)) => {
+                tracing::warn!(%err, batch = unique.len(), "batch not written; it will be redelivered");
+                for (message, delivery) in &messages {
+                    self.retry_or_give_up(message, delivery, &err).await;
+                }
+            }
+            Err(WriteError::Refused(err)) => {
+                tracing::warn!(%err, batch = unique.len(), "batch refused; writing its messages one by one");
+                for (message, delivery) in &messages {
+                    self.process_one(message, delivery).await;
+                }
+            }
+        }
+        metrics::histogram!("order_batch_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("order_batch_size").record(unique.len() as f64);
+    }
+
+    async fn process_one(&self, message: &OrderMessage, delivery: &Delivery) {
+        match self.writer.write(std::slice::from_ref(message)).await {
+            Ok(verdicts) => self.settle_written(std::slice::from_ref(message), verdicts, &[delivery]).await,
+            Err(WriteError::Transient(err)) => self.retry_or_give_up(message, delivery, &err).await,
+            Err(WriteError::Refused(err)) => self.give_up(message, delivery, &err).await,
+        }
+    }
+
+    /// Records outcomes, releases the units of refused orders, then acknowledges.
+    async fn settle_written(&self, unique: &[OrderMessage], verdicts: Vec<Verdict>, deliveries: &[&Delivery]) {
+        let mut outcomes = Vec::with_capacity(unique.len());
+        for (message, verdict) in unique.iter().zip(verdicts) {
+            let outcome = match verdict {
+                Verdict::Written(order_id) => {
+                    metrics::counter!("order_messages_total", "outcome" => "written").increment(1);
+                    Outcome::Success(order_id)
+                }
+                Verdict::Refused { reason, release } => {
+                    metrics::counter!("order_messages_total", "outcome" => "refused").increment(1);
+                    if release {
+                        self.release(message).await;
+                    }
+                    Outcome::Failed(reason)
+                }
+            };
+            outcomes.push((message.goods_id, message.user_id, message.ticket, outcome));
+        }
+        if let Err(err) = self.results.record(&outcomes).await {
+            // The orders are committed; polling falls back to PostgreSQL.
+            tracing::warn!(%err, "could not record results in Redis");
+        }
+        for delivery in deliveries {
+            if let Err(err) = delivery.acker.ack(BasicAckOptions::default()).await {
+                tracing::warn!(%err, "ack failed; the message will be redelivered and found written");
+            }
+        }
+    }
+
+    /// A transient failure: back to the queue, unless this was the message's last delivery.
+    async fn retry_or_give_up(&self, message: &OrderMessage, delivery: &Delivery, err: &str) {
+        if deliveries_so_far(delivery) + 1 >= self.topology.delivery_limit {
+            return self.give_up(message, delivery, err).await;
+        }
+        let requeue = BasicNackOptions { requeue: true, ..Default::default() };
+        if let Err(nack) = delivery.acker.nack(requeue).await {
+            tracing::warn!(%nack, "nack failed; the broker redelivers on reconnect");
+        }
+    }
+
+    /// The message will never be written: give its unit back, record the failure, dead-letter it.
+    async fn give_up(&self, message: &OrderMessage, delivery: &Delivery, err: &str) {
+        tracing::error!(ticket = %message.ticket, %err, "order cannot be written: dead-lettering it");
+        metrics::counter!("order_messages_total", "outcome" => "dead_lettered").increment(1);
+        self.release(message).await;
+        let failed =
+            [(message.goods_id, message.user_id, message.ticket, Outcome::Failed("order could not be written".into()))];
+        if let Err(err) = self.results.record(&failed).await {
+            tracing::warn!(%err, "could not record the failure in Redis");
+        }
+        reject(delivery).await;
+    }
+
+    async fn release(&self, message: &OrderMessage) {
+        let released =
+            self.stock.release(message.goods_id, message.user_id, message.ticket, ReleaseScope::AnyHold).await;
+        if let Err(err) = released {
+            tracing::error!(ticket = %message.ticket, %err, "could not release the unit of a refused order");
+        }
+    }
+}
+
+/// Rejects without requeue: the queue dead-letters it.
+async fn reject(delivery: &Delivery) {
+    if let Err(err) = delivery.acker.reject(BasicRejectOptions { requeue: false }).await {
+        tracing::warn!(%err, "reject failed");
+    }
+}
+
+/// How often the broker delivered this message before (quorum queues count in `x-delivery-count`).
+fn deliveries_so_far(delivery: &Delivery) -> u32 {
+    let count =
+        delivery.properties.headers().as_ref().and_then(|headers| headers.inner().get("x-delivery-count").cloned());
+    match count {
+        Some(AMQPValue::LongLongInt(n)) => n.max(0) as u32,
+        Some(AMQPValue::LongInt(n)) => n.max(0) as u32,
+        Some(AMQPValue::ShortInt(n)) => n.max(0) as u32,
+        _ => u32::from(delivery.redelivered),
+    }
+}

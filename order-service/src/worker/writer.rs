@@ -1,0 +1,144 @@
+//! Writing one batch of orders: one PostgreSQL transaction for the whole batch.
+//!
+//! ```text
+//! BEGIN
+//!   lock each goods (advisory, shared)         -- no sale-state rebuild in between
+//!   claim the reservations in Redis (one RPC per goods)
+//!   INSERT ... SELECT FROM UNNEST(...) ON CONFLICT DO NOTHING   -- one statement, n rows
+//!   UPDATE seckill_goods SET stock = stock - n WHERE stock >= n  -- the guard, per goods
+//! COMMIT                                       -- only then are the messages acknowledged
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use common::contracts::order::OrderMessage;
+use common::contracts::stock::{ClaimOutcome, StockServiceClient};
+use common::snowflake::Snowflake;
+use rpc::Transport;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::store;
+
+/// What became of one message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The order exists (written now, or by an earlier delivery of the same message).
+    Written(i64),
+    /// No order. `release` says whether the message's unit must be given back (it still holds
+    /// one); a lost reservation holds nothing.
+    Refused {
+        /// Why, for the buyer's result.
+        reason: String,
+        /// Whether to release the reservation.
+        release: bool,
+    },
+}
+
+/// Why a batch was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// A dependency is down or timed out: the same batch may well work later.
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Some message cannot be written (a constraint or data error), or the stock guard failed:
+    /// write the messages one by one to find out which.
+    #[error("batch refused: {0}")]
+    Refused(String),
+}
+
+impl From<sqlx::Error> for WriteError {
+    fn from(err: sqlx::Error) -> WriteError {
+        match &err {
+            // Class 22 (data exception) and 23 (integrity constraint violation): the data is at
+            // fault, retrying will not help.
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|code| code.starts_with("22") || code.starts_with("23")) =>
+            {
+                WriteError::Refused(err.to_string())
+            }
+            _ => WriteError::Transient(err.to_string()),
+        }
+    }
+}
+
+/// Writes batches of orders.
+pub struct Writer<T> {
+    pool: PgPool,
+    stock: StockServiceClient<T>,
+    ids: Arc<Snowflake>,
+}
+
+impl<T: Transport> Writer<T> {
+    /// A writer over the orders database, claiming through `stock`, numbering with `ids`.
+    pub fn new(pool: PgPool, stock: StockServiceClient<T>, ids: Arc<Snowflake>) -> Self {
+        Writer { pool, stock, ids }
+    }
+
+    /// Writes `messages` (distinct tickets) in one transaction; one verdict per message, in order.
+    pub async fn write(&self, messages: &[OrderMessage]) -> Result<Vec<Verdict>, WriteError> {
+        let mut tx = self.pool.begin().await?;
+        let mut goods: Vec<i64> = messages.iter().map(|m| m.goods_id).collect();
+        goods.sort_unstable(); // a fixed lock order: no deadlock between workers
+        goods.dedup();
+        for goods_id in &goods {
+            store::lock_goods_shared(&mut tx, *goods_id).await?;
+        }
+        let claims = self.claim(messages, &goods).await?;
+        let mut to_insert = Vec::new();
+        for message in messages {
+            if claims.get(&message.ticket) != Some(&ClaimOutcome::Lost) {
+                let id = self.ids.next_id().map_err(|e| WriteError::Transient(e.to_string()))?;
+                to_insert.push((id, message));
+            }
+        }
+        let inserted = store::insert_orders(&mut tx, &to_insert).await?;
+        let mut per_goods: HashMap<i64, i64> = HashMap::new();
+        for (_, _, goods_id) in &inserted {
+            *per_goods.entry(*goods_id).or_default() += 1;
+        }
+        for (goods_id, n) in &per_goods {
+            if !store::take_stock(&mut tx, *goods_id, *n).await? {
+                // Redis let more through than PostgreSQL has: never commit that.
+                tracing::error!(goods_id, n, "stock guard refused a batch: Redis and PostgreSQL disagree");
+                return Err(WriteError::Refused(format!("stock guard: goods {goods_id} has fewer than {n} units")));
+            }
+        }
+        let mut written: HashMap<Uuid, i64> = inserted.into_iter().map(|(ticket, id, _)| (ticket, id)).collect();
+        // Not inserted although claimed: an earlier delivery of the same message wrote it.
+        let skipped: Vec<Uuid> =
+            to_insert.iter().map(|(_, m)| m.ticket).filter(|ticket| !written.contains_key(ticket)).collect();
+        if !skipped.is_empty() {
+            written.extend(store::ids_by_ticket(&mut tx, &skipped).await?);
+        }
+        tx.commit().await?;
+        Ok(messages.iter().map(|message| verdict(message, &claims, &written)).collect())
+    }
+
+    async fn claim(&self, messages: &[OrderMessage], goods: &[i64]) -> Result<HashMap<Uuid, ClaimOutcome>, WriteError> {
+        let mut claims = HashMap::with_capacity(messages.len());
+        for goods_id in goods {
+            let holds: Vec<(i64, Uuid)> =
+                messages.iter().filter(|m| m.goods_id == *goods_id).map(|m| (m.user_id, m.ticket)).collect();
+            let outcomes = self
+                .stock
+                .claim(*goods_id, holds.clone())
+                .await
+                .map_err(|err| WriteError::Transient(format!("claiming reservations: {err}")))?;
+            claims.extend(holds.into_iter().map(|(_, ticket)| ticket).zip(outcomes));
+        }
+        Ok(claims)
+    }
+}
+
+fn verdict(message: &OrderMessage, claims: &HashMap<Uuid, ClaimOutcome>, written: &HashMap<Uuid, i64>) -> Verdict {
+    if claims.get(&message.ticket) == Some(&ClaimOutcome::Lost) {
+        return Verdict::Refused { reason: "reservation lost".into(), release: false };
+    }
+    match written.get(&message.ticket) {
+        Some(id) => Verdict::Written(*id),
+        // Claimed, yet the user already has an order under another ticket.
+        None => Verdict::Refused { reason: "already ordered".into(), release: true },
+    }
+}

@@ -1,0 +1,213 @@
+//! A whole order pipeline for one test: stock-service instances, order-service, workers on demand,
+//! each with its own database, Redis prefix and RabbitMQ names.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::Utc;
+use common::contracts::order::OrderServiceClient;
+use common::contracts::stock::{NewGoods, StockServiceClient};
+use common::contracts::{Actor, Role};
+use common::node::{NodeSettings, RegistryKind, RegistrySettings};
+use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::FieldTable;
+use order_service::broker::Topology;
+use order_service::settings::ReconcilerSettings;
+use order_service::{Application, Settings, WorkerApplication};
+use rpc::Cluster;
+use secrecy::SecretString;
+use testkit::TestDb;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+pub const ADMIN: Actor = Actor { user_id: 1, role: Role::Admin };
+
+pub struct Stack {
+    pub db: TestDb,
+    pub redis: deadpool_redis::Pool,
+    pub prefix: String,
+    pub settings: Settings,
+    pub stock_apps: Vec<stock_service::Application>,
+    pub order_app: Option<Application>,
+    pub orders: OrderServiceClient,
+    pub stock: StockServiceClient<Cluster>,
+}
+
+pub struct Options {
+    /// Where order-service reaches RabbitMQ (a proxy in fault tests).
+    pub amqp_url: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { amqp_url: testkit::amqp_url() }
+    }
+}
+
+impl Stack {
+    pub async fn start(options: Options) -> Stack {
+        let db = TestDb::create().await;
+        let prefix = testkit::unique_name();
+        let mut stock_apps = Vec::new();
+        for _ in 0..2 {
+            let settings = stock_service::Settings {
+                node: NodeSettings::listening("127.0.0.1:0", None),
+                registry: testkit::static_registry(),
+                database_url: db.secret_url(),
+                redis_prefix: prefix.clone(),
+                ..Default::default()
+            };
+            stock_apps.push(stock_service::Application::build(settings).await.expect("stock-service starts"));
+        }
+        let addrs: Vec<String> = stock_apps.iter().map(|app| app.address().to_string()).collect();
+        let registry = RegistrySettings {
+            kind: RegistryKind::Static,
+            endpoints: BTreeMap::from([("stockservice".to_owned(), addrs)]),
+            ..Default::default()
+        };
+        let mut settings = Settings {
+            node: NodeSettings::listening("127.0.0.1:0", None),
+            registry,
+            database_url: db.secret_url(),
+            redis_prefix: prefix.clone(),
+            reconciler: ReconcilerSettings { enabled: false, ..Default::default() },
+            ..Default::default()
+        };
+        settings.broker.prefix = prefix.clone();
+        settings.broker.url = SecretString::from(options.amqp_url);
+        settings.broker.confirm_timeout = Duration::from_secs(2);
+        settings.worker.batch_size = 100;
+        let order_app = Application::build(settings.clone()).await.expect("order-service starts");
+        let orders = OrderServiceClient::new(rpc::Channel::new(order_app.address().to_string(), Default::default()));
+        let registry = settings.registry.connect().await.unwrap();
+        let stock = StockServiceClient::new(common::node::cluster(&registry, "StockService", &Default::default()));
+        // Workers reach the broker directly, whatever order-service does.
+        settings.broker.url = SecretString::from(testkit::amqp_url());
+        Stack {
+            db,
+            redis: testkit::redis_pool().await,
+            prefix,
+            settings,
+            stock_apps,
+            order_app: Some(order_app),
+            orders,
+            stock,
+        }
+    }
+
+    pub async fn goods(&self, stock: i32) -> i64 {
+        let now = Utc::now();
+        let goods = NewGoods {
+            name: "Flash sale".into(),
+            description: String::new(),
+            price_cents: 1_000,
+            seckill_price_cents: 100,
+            stock,
+            start_at: now - chrono::Duration::hours(1),
+            end_at: now + chrono::Duration::hours(1),
+        };
+        let goods_id = self.stock.create_goods(ADMIN, goods).await.unwrap().goods_id;
+        self.stock.warm_up(ADMIN, goods_id).await.unwrap();
+        goods_id
+    }
+
+    pub async fn worker(&self) -> WorkerApplication {
+        WorkerApplication::build(self.settings.clone()).await.expect("worker starts")
+    }
+
+    pub fn topology(&self) -> Topology {
+        Topology::new(&self.settings.broker.prefix, self.settings.broker.delivery_limit)
+    }
+
+    pub async fn order_count(&self, goods_id: i64) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM orders WHERE goods_id = $1")
+            .bind(goods_id)
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Waits until `goods_id` has `n` orders (a hang detector, not a timing assertion).
+    pub async fn wait_for_orders(&self, goods_id: i64, n: i64) {
+        let reached = testkit::wait_for(Duration::from_secs(60), || async {
+            (self.order_count(goods_id).await >= n).then_some(())
+        })
+        .await;
+        assert!(reached.is_some(), "only {} of {n} orders written", self.order_count(goods_id).await);
+    }
+
+    pub async fn db_stock(&self, goods_id: i64) -> i64 {
+        let stock: i32 = sqlx::query_scalar("SELECT stock FROM seckill_goods WHERE goods_id = $1")
+            .bind(goods_id)
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap();
+        i64::from(stock)
+    }
+
+    pub async fn dead_letters(&self) -> u32 {
+        let connection = order_service::broker::connect(&SecretString::from(testkit::amqp_url())).await.unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+        let queue = channel
+            .queue_declare(self.topology().dead_queue.as_str().into(), passive, FieldTable::default())
+            .await
+            .unwrap();
+        let count = queue.message_count();
+        let _ = connection.close(200, "done".into()).await;
+        count
+    }
+
+    pub async fn finish(mut self) {
+        if let Some(app) = self.order_app.take() {
+            app.stop().await;
+        }
+        for app in self.stock_apps.drain(..) {
+            app.stop().await;
+        }
+        let topology = self.topology();
+        if let Ok(connection) = order_service::broker::connect(&SecretString::from(testkit::amqp_url())).await {
+            if let Ok(channel) = connection.create_channel().await {
+                for queue in [&topology.queue, &topology.dead_queue] {
+                    let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
+                }
+                for exchange in [&topology.exchange, &topology.dead_exchange] {
+                    let _ = channel.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default()).await;
+                }
+            }
+            let _ = connection.close(200, "done".into()).await;
+        }
+        testkit::clear_redis_prefix(&self.redis, &self.prefix).await;
+    }
+}
+
+/// A TCP proxy to RabbitMQ that a test can cut, as a network failure would.
+pub struct BrokerProxy {
+    pub url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BrokerProxy {
+    pub async fn start() -> BrokerProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let mut links = JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                links.spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect("127.0.0.1:5672").await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        BrokerProxy { url: format!("amqp://guest:guest@127.0.0.1:{port}/%2f"), task }
+    }
+
+    /// Cuts every connection and stops listening.
+    pub fn cut(&self) {
+        self.task.abort();
+    }
+}
