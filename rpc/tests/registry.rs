@@ -179,6 +179,9 @@ impl PrivateRedis {
             assert!(Instant::now() < until, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
+        // Whatever answers must be our child, not another process that took the port meanwhile.
+        let exited = self.child.as_mut().map(|child| child.try_wait());
+        assert!(matches!(exited, Some(Ok(None))), "redis-server exited: {exited:?}");
     }
 
     fn stop(&mut self) {

@@ -29,6 +29,7 @@ pub(super) async fn register(
 ) -> Result<Registration, RegistryError> {
     let service = &instance.service;
     let entry = Entry {
+        // Strings and integers only: encoding cannot fail.
         json: serde_json::to_string(&instance).unwrap_or_default(),
         nodes: keys.nodes(service),
         info: keys.info(service),
