@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use common::contracts::order::OrderMessage;
 use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
@@ -92,6 +93,34 @@ impl Topology {
     }
 }
 
+impl Topology {
+    /// Deletes the queues and exchanges (tests and benchmarks clean up with this).
+    pub async fn delete(&self, channel: &Channel) -> lapin::Result<()> {
+        for queue in [&self.queue, &self.dead_queue] {
+            channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await?;
+        }
+        for exchange in [&self.exchange, &self.dead_exchange] {
+            channel.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default()).await?;
+        }
+        Ok(())
+    }
+
+    /// Messages waiting in the dead-letter queue.
+    pub async fn dead_letters(&self, channel: &Channel) -> lapin::Result<u32> {
+        let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+        let queue = channel.queue_declare(self.dead_queue.as_str().into(), passive, FieldTable::default()).await?;
+        Ok(queue.message_count())
+    }
+}
+
+/// Closes a channel, then its connection. In that order, and each to completion: a channel
+/// dropped while its connection closes tries to close itself too late and lapin logs an error.
+pub async fn close(connection: &Connection, channel: Channel) {
+    let _ = channel.close(200, "closing".into()).await;
+    drop(channel);
+    let _ = connection.close(200, "closing".into()).await;
+}
+
 /// Connects to the broker.
 pub async fn connect(url: &SecretString) -> lapin::Result<Connection> {
     Connection::connect(url.expose_secret(), ConnectionProperties::default()).await
@@ -167,6 +196,14 @@ impl Publisher {
             }
             Ok(Err(err)) => Err(PublishError::Unreachable(err.to_string())),
             Err(_) => Err(PublishError::Unreachable(format!("no connection within {:?}", self.confirm_timeout))),
+        }
+    }
+
+    /// Closes the connection cleanly (dropping it would make the broker log an abrupt close).
+    pub async fn close(&self) {
+        let open = self.channel.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some((connection, channel)) = open {
+            close(&connection, channel).await;
         }
     }
 

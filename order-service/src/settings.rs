@@ -114,7 +114,7 @@ impl Default for BrokerSettings {
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        WorkerSettings { consumers: 2, prefetch: 1000, batch_size: 500, batch_linger: Duration::from_millis(5) }
+        WorkerSettings { consumers: 2, prefetch: 2000, batch_size: 1000, batch_linger: Duration::from_millis(5) }
     }
 }
 

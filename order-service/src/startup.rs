@@ -108,7 +108,7 @@ impl WorkerApplication {
             crate::broker::connect(&settings.broker.url).await.map_err(|err| broker_unreachable(&settings, err))?;
         let channel = connection.create_channel().await.map_err(|err| broker_unreachable(&settings, err))?;
         deps.topology.declare(&channel).await.map_err(|err| broker_unreachable(&settings, err))?;
-        let _ = connection.close(200, "declared".into()).await;
+        crate::broker::close(&connection, channel).await;
 
         let lease = WorkerLease::acquire(&deps.redis, &settings.redis_prefix, std::time::Duration::from_secs(30))
             .await

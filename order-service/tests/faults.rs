@@ -40,7 +40,7 @@ async fn a_poison_message_is_dead_lettered_and_its_unit_released() {
         )
         .await
         .unwrap();
-    let _ = connection.close(200, "done".into()).await;
+    order_service::broker::close(&connection, channel).await;
     // A good order in the same stream is written regardless.
     let good = stack.orders.place(6, goods).await.unwrap();
 

@@ -21,7 +21,9 @@ use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, Bas
 use lapin::types::{AMQPValue, FieldTable};
 use rpc::Transport;
 use secrecy::SecretString;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 pub use self::writer::{Verdict, WriteError, Writer};
 use crate::broker::{self, Topology};
@@ -73,7 +75,7 @@ impl<T: Transport> Worker<T> {
         }
     }
 
-    async fn consume(&self, n: usize, shutdown: &CancellationToken) -> lapin::Result<()> {
+    async fn consume(self: &Arc<Self>, n: usize, shutdown: &CancellationToken) -> lapin::Result<()> {
         let connection = broker::connect(&self.amqp_url).await?;
         let channel = connection.create_channel().await?;
         self.topology.declare(&channel).await?;
@@ -88,6 +90,17 @@ impl<T: Transport> Worker<T> {
             )
             .await?;
         tracing::info!(consumer = n, queue = %self.topology.queue, "consuming");
+        // Settling a written batch (results, releases, the ack) overlaps with writing the next
+        // one; the settler keeps batches in order, and at most two wait for it.
+        let (settle, mut pending) = mpsc::channel::<Settlement>(2);
+        let settler = tokio::spawn({
+            let worker = self.clone();
+            async move {
+                while let Some(settlement) = pending.recv().await {
+                    worker.settle(settlement).await;
+                }
+            }
+        });
         loop {
             let first = tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -102,16 +115,19 @@ impl<T: Transport> Worker<T> {
                     Ok(None) | Err(_) => break,
                 }
             }
-            self.process(batch).await;
+            self.process(batch, Some(&settle)).await;
         }
+        drop(settle);
+        let _ = settler.await;
         // Unacknowledged messages go back to the queue when the channel closes.
-        let _ = channel.close(200, "worker stopping".into()).await;
-        let _ = connection.close(200, "worker stopping".into()).await;
+        drop(consumer);
+        broker::close(&connection, channel).await;
         Ok(())
     }
 
-    /// Writes and settles one batch of deliveries.
-    pub async fn process(&self, deliveries: Vec<Delivery>) {
+    /// Writes and settles one batch of deliveries; a written batch is settled through `settler`
+    /// when given (in order, overlapping the next write), else at once.
+    pub async fn process(&self, deliveries: Vec<Delivery>, settler: Option<&mpsc::Sender<Settlement>>) {
         let started = std::time::Instant::now();
         let mut messages: Vec<(OrderMessage, Delivery)> = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
@@ -134,8 +150,15 @@ impl<T: Transport> Worker<T> {
         }
         match self.writer.write(&unique).await {
             Ok(verdicts) => {
-                let deliveries: Vec<&Delivery> = messages.iter().map(|(_, delivery)| delivery).collect();
-                self.settle_written(&unique, verdicts, &deliveries).await
+                let settlement = Settlement::new(&unique, verdicts, messages.into_iter().map(|(_, d)| d).collect());
+                match settler {
+                    Some(settler) => {
+                        if let Err(unsent) = settler.send(settlement).await {
+                            self.settle(unsent.0).await;
+                        }
+                    }
+                    None => self.settle(settlement).await,
+                }
             }
             Err(WriteError::Transient(err)) => {
                 tracing::warn!(%err, batch = unique.len(), "batch not written; it will be redelivered");
@@ -145,8 +168,8 @@ impl<T: Transport> Worker<T> {
             }
             Err(WriteError::Refused(err)) => {
                 tracing::warn!(%err, batch = unique.len(), "batch refused; writing its messages one by one");
-                for (message, delivery) in &messages {
-                    self.process_one(message, delivery).await;
+                for (message, delivery) in messages {
+                    self.process_one(&message, delivery).await;
                 }
             }
         }
@@ -154,41 +177,30 @@ impl<T: Transport> Worker<T> {
         metrics::histogram!("order_batch_size").record(unique.len() as f64);
     }
 
-    async fn process_one(&self, message: &OrderMessage, delivery: &Delivery) {
+    async fn process_one(&self, message: &OrderMessage, delivery: Delivery) {
         match self.writer.write(std::slice::from_ref(message)).await {
-            Ok(verdicts) => self.settle_written(std::slice::from_ref(message), verdicts, &[delivery]).await,
-            Err(WriteError::Transient(err)) => self.retry_or_give_up(message, delivery, &err).await,
-            Err(WriteError::Refused(err)) => self.give_up(message, delivery, &err).await,
+            Ok(verdicts) => self.settle(Settlement::new(std::slice::from_ref(message), verdicts, vec![delivery])).await,
+            Err(WriteError::Transient(err)) => self.retry_or_give_up(message, &delivery, &err).await,
+            Err(WriteError::Refused(err)) => self.give_up(message, &delivery, &err).await,
         }
     }
 
-    /// Records outcomes, releases the units of refused orders, then acknowledges.
-    async fn settle_written(&self, unique: &[OrderMessage], verdicts: Vec<Verdict>, deliveries: &[&Delivery]) {
-        let mut outcomes = Vec::with_capacity(unique.len());
-        for (message, verdict) in unique.iter().zip(verdicts) {
-            let outcome = match verdict {
-                Verdict::Written(order_id) => {
-                    metrics::counter!("order_messages_total", "outcome" => "written").increment(1);
-                    Outcome::Success(order_id)
-                }
-                Verdict::Refused { reason, release } => {
-                    metrics::counter!("order_messages_total", "outcome" => "refused").increment(1);
-                    if release {
-                        self.release(message).await;
-                    }
-                    Outcome::Failed(reason)
-                }
-            };
-            outcomes.push((message.goods_id, message.user_id, message.ticket, outcome));
+    /// Releases the units of refused orders, records every outcome, then acknowledges.
+    async fn settle(&self, settlement: Settlement) {
+        for message in &settlement.releases {
+            self.release(message).await;
         }
-        if let Err(err) = self.results.record(&outcomes).await {
+        if let Err(err) = self.results.record(&settlement.outcomes).await {
             // The orders are committed; polling falls back to PostgreSQL.
             tracing::warn!(%err, "could not record results in Redis");
         }
-        for delivery in deliveries {
-            if let Err(err) = delivery.acker.ack(BasicAckOptions::default()).await {
-                tracing::warn!(%err, "ack failed; the message will be redelivered and found written");
-            }
+        // Deliveries reach a consumer in tag order and each batch is settled after the ones
+        // before it, so acknowledging the highest tag with `multiple` settles exactly this batch
+        // (and nothing twice: tags rejected earlier are no longer outstanding), in one frame.
+        let Some(last) = settlement.deliveries.iter().max_by_key(|delivery| delivery.delivery_tag) else { return };
+        let multiple = BasicAckOptions { multiple: settlement.deliveries.len() > 1 };
+        if let Err(err) = last.acker.ack(multiple).await {
+            tracing::warn!(%err, "ack failed; the messages will be redelivered and found written");
         }
     }
 
@@ -222,6 +234,37 @@ impl<T: Transport> Worker<T> {
         if let Err(err) = released {
             tracing::error!(ticket = %message.ticket, %err, "could not release the unit of a refused order");
         }
+    }
+}
+
+/// What remains to do for a written batch: releases, results, the ack.
+pub struct Settlement {
+    outcomes: Vec<(i64, i64, Uuid, Outcome)>,
+    releases: Vec<OrderMessage>,
+    deliveries: Vec<Delivery>,
+}
+
+impl Settlement {
+    fn new(messages: &[OrderMessage], verdicts: Vec<Verdict>, deliveries: Vec<Delivery>) -> Settlement {
+        let mut outcomes = Vec::with_capacity(messages.len());
+        let mut releases = Vec::new();
+        for (message, verdict) in messages.iter().zip(verdicts) {
+            let outcome = match verdict {
+                Verdict::Written(order_id) => {
+                    metrics::counter!("order_messages_total", "outcome" => "written").increment(1);
+                    Outcome::Success(order_id)
+                }
+                Verdict::Refused { reason, release } => {
+                    metrics::counter!("order_messages_total", "outcome" => "refused").increment(1);
+                    if release {
+                        releases.push(message.clone());
+                    }
+                    Outcome::Failed(reason)
+                }
+            };
+            outcomes.push((message.goods_id, message.user_id, message.ticket, outcome));
+        }
+        Settlement { outcomes, releases, deliveries }
     }
 }
 

@@ -11,8 +11,6 @@ use common::contracts::order::OrderServiceClient;
 use common::contracts::stock::{NewGoods, StockServiceClient};
 use common::contracts::{Actor, Role};
 use common::node::{NodeSettings, RegistryKind, RegistrySettings};
-use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
-use lapin::types::FieldTable;
 use order_service::broker::Topology;
 use order_service::settings::ReconcilerSettings;
 use order_service::{Application, Settings, WorkerApplication};
@@ -150,13 +148,8 @@ impl Stack {
     pub async fn dead_letters(&self) -> u32 {
         let connection = order_service::broker::connect(&SecretString::from(testkit::amqp_url())).await.unwrap();
         let channel = connection.create_channel().await.unwrap();
-        let passive = QueueDeclareOptions { passive: true, ..Default::default() };
-        let queue = channel
-            .queue_declare(self.topology().dead_queue.as_str().into(), passive, FieldTable::default())
-            .await
-            .unwrap();
-        let count = queue.message_count();
-        let _ = connection.close(200, "done".into()).await;
+        let count = self.topology().dead_letters(&channel).await.unwrap();
+        order_service::broker::close(&connection, channel).await;
         count
     }
 
@@ -167,17 +160,11 @@ impl Stack {
         for app in self.stock_apps.drain(..) {
             app.stop().await;
         }
-        let topology = self.topology();
         if let Ok(connection) = order_service::broker::connect(&SecretString::from(testkit::amqp_url())).await {
             if let Ok(channel) = connection.create_channel().await {
-                for queue in [&topology.queue, &topology.dead_queue] {
-                    let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
-                }
-                for exchange in [&topology.exchange, &topology.dead_exchange] {
-                    let _ = channel.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default()).await;
-                }
+                let _ = self.topology().delete(&channel).await;
+                order_service::broker::close(&connection, channel).await;
             }
-            let _ = connection.close(200, "done".into()).await;
         }
         testkit::clear_redis_prefix(&self.redis, &self.prefix).await;
     }

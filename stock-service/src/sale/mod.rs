@@ -15,6 +15,9 @@ use uuid::Uuid;
 
 pub use self::keys::{SaleKeys, restock_channel};
 
+/// The source of `reserve.lua` (benchmarks run it through redis-benchmark).
+pub const RESERVE_SCRIPT: &str = include_str!("reserve.lua");
+
 /// A failure talking to Redis.
 #[derive(Debug, thiserror::Error)]
 #[error("redis: {0}")]
@@ -69,7 +72,7 @@ impl SaleStore {
         SaleStore {
             redis,
             prefix: prefix.into(),
-            reserve: Script::new(include_str!("reserve.lua")),
+            reserve: Script::new(RESERVE_SCRIPT),
             release: Script::new(include_str!("release.lua")),
             claim: Script::new(include_str!("claim.lua")),
             build: Script::new(include_str!("build.lua")),

@@ -1,0 +1,26 @@
+//! Benchmarks. Each starts what it needs (a throwaway database, Redis prefix and queues, the
+//! services in-process), prints its figures, and cleans up.
+
+mod drain;
+mod reserve;
+
+use clap::Subcommand;
+
+/// The benchmarks.
+#[derive(Subcommand)]
+pub enum Bench {
+    /// Order workers draining N order messages into PostgreSQL, against plain batched INSERTs.
+    Drain(drain::Args),
+    /// `stock.reserve` over our RPC, against redis-benchmark running the same script.
+    Reserve(reserve::Args),
+}
+
+impl Bench {
+    /// Runs the chosen benchmark.
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self {
+            Bench::Drain(args) => drain::run(args).await,
+            Bench::Reserve(args) => reserve::run(args).await,
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! `loadtest`: benchmarks and checks for Seckill.
+//!
+//! ```text
+//! cargo run --release -p loadtest -- bench drain --orders 50000
+//! cargo run --release -p loadtest -- bench reserve --requests 200000 --concurrency 64
+//! ```
+
+mod bench;
+mod sandbox;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(version, about = "Seckill load and audit tool")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Benchmarks (programs that print their figures, not tests).
+    #[command(subcommand)]
+    Bench(bench::Bench),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    common::telemetry::init("loadtest", common::telemetry::LogFormat::Pretty);
+    match Cli::parse().command {
+        Command::Bench(bench) => bench.run().await,
+    }
+}

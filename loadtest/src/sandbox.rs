@@ -1,0 +1,101 @@
+//! A throwaway Seckill stack inside this process, for benchmarks: its own database, Redis
+//! prefix and RabbitMQ names, services on ephemeral ports, a static registry.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use common::contracts::stock::{NewGoods, StockServiceClient};
+use common::contracts::{Actor, Role};
+use common::node::{NodeSettings, RegistryKind, RegistrySettings};
+use rpc::Cluster;
+use secrecy::SecretString;
+use testkit::TestDb;
+
+/// The admin the sandbox acts as.
+pub const ADMIN: Actor = Actor { user_id: 1, role: Role::Admin };
+
+/// A running sandbox.
+pub struct Sandbox {
+    /// Its database.
+    pub db: TestDb,
+    /// Redis pool.
+    pub redis: deadpool_redis::Pool,
+    /// Redis prefix and RabbitMQ prefix.
+    pub prefix: String,
+    /// stock-service instances.
+    pub stock_apps: Vec<stock_service::Application>,
+    /// A balanced client to them.
+    pub stock: StockServiceClient<Cluster>,
+    /// Settings for order-service and workers in this sandbox.
+    pub order_settings: order_service::Settings,
+}
+
+impl Sandbox {
+    /// Starts `stock_instances` stock-services.
+    pub async fn start(stock_instances: usize) -> anyhow::Result<Sandbox> {
+        let db = TestDb::create().await;
+        let prefix = testkit::unique_name();
+        let mut stock_apps = Vec::new();
+        for _ in 0..stock_instances {
+            let settings = stock_service::Settings {
+                node: NodeSettings::listening("127.0.0.1:0", None),
+                registry: testkit::static_registry(),
+                database_url: db.secret_url(),
+                redis_prefix: prefix.clone(),
+                ..Default::default()
+            };
+            stock_apps.push(stock_service::Application::build(settings).await?);
+        }
+        let addrs: Vec<String> = stock_apps.iter().map(|app| app.address().to_string()).collect();
+        let registry = RegistrySettings {
+            kind: RegistryKind::Static,
+            endpoints: BTreeMap::from([("stockservice".to_owned(), addrs)]),
+            ..Default::default()
+        };
+        let mut order_settings = order_service::Settings {
+            node: NodeSettings::listening("127.0.0.1:0", None),
+            registry: registry.clone(),
+            database_url: db.secret_url(),
+            redis_prefix: prefix.clone(),
+            ..Default::default()
+        };
+        order_settings.reconciler.enabled = false;
+        order_settings.broker.prefix = prefix.clone();
+        order_settings.broker.url = SecretString::from(testkit::amqp_url());
+        let connected = registry.connect().await?;
+        let stock = StockServiceClient::new(common::node::cluster(&connected, "StockService", &Default::default()));
+        Ok(Sandbox { db, redis: testkit::redis_pool().await, prefix, stock_apps, stock, order_settings })
+    }
+
+    /// Creates and warms up a sale of `stock` units, open for an hour.
+    pub async fn sale(&self, stock: i32) -> anyhow::Result<i64> {
+        let now = Utc::now();
+        let goods = NewGoods {
+            name: "Benchmark goods".into(),
+            description: String::new(),
+            price_cents: 1_000,
+            seckill_price_cents: 100,
+            stock,
+            start_at: now - chrono::Duration::minutes(1),
+            end_at: now + chrono::Duration::hours(1),
+        };
+        let goods_id = self.stock.create_goods(ADMIN, goods).await?.goods_id;
+        self.stock.warm_up(ADMIN, goods_id).await?;
+        Ok(goods_id)
+    }
+
+    /// Stops the services and deletes the Redis keys and queues (the database goes on drop).
+    pub async fn finish(self) {
+        for app in self.stock_apps {
+            app.stop().await;
+        }
+        let topology = order_service::broker::Topology::new(&self.prefix, 5);
+        if let Ok(connection) = order_service::broker::connect(&SecretString::from(testkit::amqp_url())).await {
+            if let Ok(channel) = connection.create_channel().await {
+                let _ = topology.delete(&channel).await;
+                order_service::broker::close(&connection, channel).await;
+            }
+        }
+        testkit::clear_redis_prefix(&self.redis, &self.prefix).await;
+    }
+}
