@@ -97,7 +97,7 @@ pub struct NodeSettings {
     /// Where the RPC server listens (`0.0.0.0:7001`; port 0 picks a free one).
     pub listen: String,
     /// The address other processes reach this node at. Defaults to the listen address, with an
-    /// unspecified IP (`0.0.0.0`) replaced by 127.0.0.1.
+    /// unspecified IP (`0.0.0.0`) replaced by this host's primary IP.
     pub advertise: Option<String>,
     /// Where `/metrics` is served for Prometheus; none when unset.
     pub metrics_listen: Option<SocketAddr>,
@@ -195,8 +195,22 @@ impl Node {
 fn advertised_address(configured: Option<&str>, bound: SocketAddr) -> String {
     match configured {
         Some(address) => address.to_owned(),
-        None if bound.ip().is_unspecified() => format!("127.0.0.1:{}", bound.port()),
+        None if bound.ip().is_unspecified() => format!("{}:{}", primary_ip(), bound.port()),
         None => bound.to_string(),
+    }
+}
+
+/// The address of the interface that routes outwards (a container's own IP under Docker, so
+/// `--scale` replicas each register a reachable address). Connecting a UDP socket sends nothing;
+/// it only asks the kernel for a route. Falls back to 127.0.0.1 on a host without one.
+fn primary_ip() -> std::net::IpAddr {
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").and_then(|socket| {
+        socket.connect("10.255.255.255:9")?;
+        socket.local_addr()
+    });
+    match probe {
+        Ok(addr) if !addr.ip().is_unspecified() => addr.ip(),
+        _ => std::net::IpAddr::from([127, 0, 0, 1]),
     }
 }
 
@@ -207,7 +221,8 @@ mod tests {
     #[test]
     fn the_advertised_address_never_is_the_unspecified_ip() {
         let bound: SocketAddr = "0.0.0.0:7001".parse().unwrap();
-        assert_eq!(advertised_address(None, bound), "127.0.0.1:7001");
+        let advertised = advertised_address(None, bound);
+        assert!(advertised.ends_with(":7001") && !advertised.starts_with("0.0.0.0"), "{advertised}");
         assert_eq!(advertised_address(Some("stock-1:7001"), bound), "stock-1:7001");
         assert_eq!(advertised_address(None, "10.0.0.5:7001".parse().unwrap()), "10.0.0.5:7001");
     }

@@ -82,6 +82,21 @@ impl Results {
         pipe.query_async(&mut *conn).await
     }
 
+    /// Every entry of a goods: the tickets still queued, and how many failed.
+    pub async fn summary(&self, goods_id: i64) -> redis::RedisResult<(Vec<Uuid>, i64)> {
+        let mut conn = self.redis.get().await.map_err(to_redis)?;
+        let entries: Vec<String> = redis::cmd("HVALS").arg(self.key(goods_id)).query_async(&mut *conn).await?;
+        let (mut queued, mut failed) = (Vec::new(), 0);
+        for recorded in entries.iter().filter_map(|entry| parse(entry)) {
+            match recorded.result {
+                OrderResult::Queued { ticket } => queued.push(ticket),
+                OrderResult::Failed { .. } => failed += 1,
+                _ => {}
+            }
+        }
+        Ok((queued, failed))
+    }
+
     /// What is recorded for this user and goods, if anything.
     pub async fn get(&self, goods_id: i64, user_id: i64) -> redis::RedisResult<Option<Recorded>> {
         let mut conn = self.redis.get().await.map_err(to_redis)?;

@@ -1,6 +1,7 @@
 //! The `OrderService` implementation: place (reserve, publish, confirm), result, get.
 
-use common::contracts::order::{OrderError, OrderMessage, OrderResult, OrderService, OrderView, Ticket};
+use common::contracts::Actor;
+use common::contracts::order::{OrderAudit, OrderError, OrderMessage, OrderResult, OrderService, OrderView, Ticket};
 use common::contracts::stock::{ReleaseScope, ReserveOutcome, StockError, StockServiceClient};
 use rpc::Transport;
 use sqlx::PgPool;
@@ -87,5 +88,19 @@ impl<T: Transport> OrderService for Orders<T> {
 
     async fn get_order(&self, order_id: i64) -> Result<OrderView, OrderError> {
         store::by_id(&self.pool, order_id).await.map_err(database_failure)?.ok_or(OrderError::NotFound)
+    }
+
+    async fn audit(&self, actor: Actor, goods_id: i64) -> Result<OrderAudit, OrderError> {
+        if !actor.is_admin() {
+            return Err(OrderError::Forbidden);
+        }
+        let (orders, buyers) = store::counts(&self.pool, goods_id).await.map_err(database_failure)?;
+        let (queued, failed_tickets) = self.results.summary(goods_id).await.map_err(|err| {
+            tracing::error!(%err, "results unreadable");
+            OrderError::Unavailable("results unavailable".into())
+        })?;
+        // A "queued" entry whose order exists was written but its result not recorded yet.
+        let written = store::count_tickets(&self.pool, &queued).await.map_err(database_failure)?;
+        Ok(OrderAudit { orders, buyers, pending_tickets: queued.len() as i64 - written, failed_tickets })
     }
 }

@@ -49,6 +49,19 @@ pub async fn take_stock(conn: &mut PgConnection, goods_id: i64, n: i64) -> sqlx:
     Ok(updated.rows_affected() == 1)
 }
 
+/// Orders and distinct buyers of a goods.
+pub async fn counts(pool: &PgPool, goods_id: i64) -> sqlx::Result<(i64, i64)> {
+    sqlx::query_as("SELECT count(*), count(DISTINCT user_id) FROM orders WHERE goods_id = $1")
+        .bind(goods_id)
+        .fetch_one(pool)
+        .await
+}
+
+/// How many of `tickets` have an order.
+pub async fn count_tickets(pool: &PgPool, tickets: &[Uuid]) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT count(*) FROM orders WHERE ticket = ANY($1)").bind(tickets).fetch_one(pool).await
+}
+
 /// Order ids of the given tickets that exist.
 pub async fn ids_by_ticket(conn: &mut PgConnection, tickets: &[Uuid]) -> sqlx::Result<Vec<(Uuid, i64)>> {
     sqlx::query_as("SELECT ticket, id FROM orders WHERE ticket = ANY($1)").bind(tickets).fetch_all(conn).await

@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::Actor;
+
 /// An accepted purchase attempt: the broker has the order message; its outcome comes later.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ticket {
@@ -73,6 +75,19 @@ pub struct OrderMessage {
     pub price_cents: i64,
 }
 
+/// What the orders side knows of one goods, for the audit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderAudit {
+    /// Orders written.
+    pub orders: i64,
+    /// Distinct buyers among them (equal to `orders` unless someone bought twice).
+    pub buyers: i64,
+    /// Accepted tickets whose outcome is not known yet.
+    pub pending_tickets: i64,
+    /// Accepted tickets that ended as an explicit failure.
+    pub failed_tickets: i64,
+}
+
 /// Why an order operation failed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum OrderError {
@@ -97,6 +112,9 @@ pub enum OrderError {
     /// No such order.
     #[error("no such order")]
     NotFound,
+    /// The actor lacks the admin role.
+    #[error("admin role required")]
+    Forbidden,
     /// A dependency failed; nothing was accepted and any unit taken was given back. Retry later.
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
@@ -114,4 +132,7 @@ pub trait OrderService {
     /// An order by id.
     #[rpc(idempotent)]
     async fn get_order(&self, order_id: i64) -> Result<OrderView, OrderError>;
+    /// Order counts of a goods, for the audit. Admin only.
+    #[rpc(idempotent)]
+    async fn audit(&self, actor: Actor, goods_id: i64) -> Result<OrderAudit, OrderError>;
 }

@@ -180,7 +180,9 @@ impl SaleStore {
             .arg(snapshot.end_at.timestamp_millis())
             .arg(snapshot.price_cents)
             .arg(snapshot.initial_stock)
-            .arg(snapshot.stock);
+            .arg(snapshot.stock)
+            .arg(restock_channel(&self.prefix))
+            .arg(goods_id);
         for (user_id, ticket, at) in &snapshot.orders {
             invocation.arg(*user_id).arg(format!("c:{ticket}:{}", at.timestamp_millis()));
         }

@@ -1,0 +1,329 @@
+//! The HTTP API's request and response bodies (what `/openapi.json` describes). They are the
+//! gateway's own types, converted from the RPC contracts, so the public API can stay stable
+//! while services change.
+
+use chrono::{DateTime, Utc};
+use common::contracts::Role;
+use common::contracts::order::OrderResult;
+use common::contracts::stock::GoodsView;
+use common::contracts::user::UserView;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Username and password.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct CredentialsBody {
+    /// 3 to 64 characters: letters, digits, `_ - .`
+    pub username: String,
+    /// 8 to 128 characters.
+    pub password: String,
+}
+
+/// A user.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct UserBody {
+    /// Id.
+    pub id: i64,
+    /// Username.
+    pub username: String,
+    /// `user` or `admin`.
+    pub role: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<UserView> for UserBody {
+    fn from(user: UserView) -> Self {
+        UserBody {
+            id: user.id,
+            username: user.username,
+            role: role_name(user.role).into(),
+            created_at: user.created_at,
+        }
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    role.as_str()
+}
+
+/// A session.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SessionBody {
+    /// Bearer JWT.
+    pub token: String,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+    /// Who it is for.
+    pub user: UserBody,
+}
+
+/// A goods on sale.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct GoodsBody {
+    /// Id.
+    pub goods_id: i64,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Normal price, in cents.
+    pub price_cents: i64,
+    /// Sale price, in cents.
+    pub seckill_price_cents: i64,
+    /// Units put on sale.
+    pub initial_stock: i32,
+    /// Units left (live once warmed up; cached for a second).
+    pub stock_left: i64,
+    /// Sale opens.
+    pub start_at: DateTime<Utc>,
+    /// Sale closes.
+    pub end_at: DateTime<Utc>,
+    /// `upcoming`, `open`, `sold_out`, `ended`, or `not_ready` (not warmed up).
+    pub status: &'static str,
+}
+
+impl GoodsBody {
+    /// The body of a goods as of `now`.
+    pub fn new(goods: &GoodsView, now: DateTime<Utc>) -> GoodsBody {
+        let status = if !goods.warmed {
+            "not_ready"
+        } else if now < goods.start_at {
+            "upcoming"
+        } else if now >= goods.end_at {
+            "ended"
+        } else if goods.stock_left <= 0 {
+            "sold_out"
+        } else {
+            "open"
+        };
+        GoodsBody {
+            goods_id: goods.goods_id,
+            name: goods.name.clone(),
+            description: goods.description.clone(),
+            price_cents: goods.price_cents,
+            seckill_price_cents: goods.seckill_price_cents,
+            initial_stock: goods.initial_stock,
+            stock_left: goods.stock_left,
+            start_at: goods.start_at,
+            end_at: goods.end_at,
+            status,
+        }
+    }
+}
+
+/// The goods on sale, with the server's clock (clients count down with it, not their own).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct GoodsListBody {
+    /// Server time.
+    pub server_time: DateTime<Utc>,
+    /// The goods.
+    pub goods: Vec<GoodsBody>,
+}
+
+/// One goods, with the server's clock.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct GoodsDetailBody {
+    /// Server time.
+    pub server_time: DateTime<Utc>,
+    /// The goods.
+    pub goods: GoodsBody,
+}
+
+/// The captcha answer, in exchange for a seckill path.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct PathRequest {
+    /// The characters shown in the captcha image.
+    pub captcha: String,
+}
+
+/// A hidden seckill path: put it in the order URL, once, within a minute.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct PathBody {
+    /// The path token.
+    pub path: Uuid,
+    /// Seconds it stays valid.
+    pub expires_in: u64,
+}
+
+/// An accepted order attempt.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct TicketBody {
+    /// The ticket.
+    pub ticket: Uuid,
+    /// Always `queued`: poll the result endpoint.
+    pub status: &'static str,
+}
+
+/// Where the caller's purchase stands.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ResultBody {
+    /// `queued`, `success`, `failed`, `sold_out` or `none`.
+    pub status: &'static str,
+    /// The order, on success.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<i64>,
+    /// Why, on failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The ticket, while queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<Uuid>,
+}
+
+impl From<OrderResult> for ResultBody {
+    fn from(result: OrderResult) -> Self {
+        let body = |status| ResultBody { status, order_id: None, reason: None, ticket: None };
+        match result {
+            OrderResult::Queued { ticket } => ResultBody { ticket: Some(ticket), ..body("queued") },
+            OrderResult::Success { order_id } => ResultBody { order_id: Some(order_id), ..body("success") },
+            OrderResult::Failed { reason } => ResultBody { reason: Some(reason), ..body("failed") },
+            OrderResult::SoldOut => body("sold_out"),
+            OrderResult::None => body("none"),
+        }
+    }
+}
+
+/// An order.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct OrderBody {
+    /// Snowflake id (a string would be safer for JavaScript clients past 2^53; ids stay far below for decades).
+    pub id: i64,
+    /// Buyer.
+    pub user_id: i64,
+    /// Goods.
+    pub goods_id: i64,
+    /// Ticket it came from.
+    pub ticket: Uuid,
+    /// Price paid, in cents.
+    pub price_cents: i64,
+    /// Status.
+    pub status: String,
+    /// Written at.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Goods to put on sale.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct NewGoodsBody {
+    /// Name.
+    pub name: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// Normal price, in cents.
+    pub price_cents: i64,
+    /// Sale price, in cents.
+    pub seckill_price_cents: i64,
+    /// Units for sale.
+    pub stock: i32,
+    /// Sale opens (RFC 3339).
+    pub start_at: DateTime<Utc>,
+    /// Sale closes (RFC 3339).
+    pub end_at: DateTime<Utc>,
+}
+
+/// Load-test users to create.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct BulkUsersBody {
+    /// Usernames are `{prefix}{n}`.
+    pub prefix: String,
+    /// How many (1 to 100,000).
+    pub count: u32,
+}
+
+/// Created load-test users with their tokens.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct BulkUsersCreated {
+    /// The users.
+    pub users: Vec<IssuedUserBody>,
+}
+
+/// One load-test user.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct IssuedUserBody {
+    /// Id.
+    pub id: i64,
+    /// Username.
+    pub username: String,
+    /// Bearer JWT.
+    pub token: String,
+}
+
+/// Live figures of one sale.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct StatsBody {
+    /// Goods.
+    pub goods_id: i64,
+    /// Units put on sale.
+    pub initial_stock: i64,
+    /// Units left in PostgreSQL.
+    pub db_stock: i64,
+    /// Units left in Redis (absent when not warmed up).
+    pub redis_stock: Option<i64>,
+    /// Reservations and purchases held in Redis.
+    pub holds: i64,
+    /// Orders written.
+    pub orders: i64,
+    /// Accepted tickets not settled yet.
+    pub pending_tickets: i64,
+    /// Accepted tickets that ended in failure.
+    pub failed_tickets: i64,
+}
+
+/// The oversell audit of one goods: the invariants of DESIGN §2.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct GoodsAuditBody {
+    /// Goods.
+    pub goods_id: i64,
+    /// Name.
+    pub name: String,
+    /// Units put on sale.
+    pub initial_stock: i64,
+    /// Units left in PostgreSQL.
+    pub db_stock: i64,
+    /// Units left in Redis.
+    pub redis_stock: Option<i64>,
+    /// Holds in Redis.
+    pub holds: i64,
+    /// Orders written.
+    pub orders: i64,
+    /// Orders beyond one per buyer.
+    pub duplicates: i64,
+    /// Orders beyond the initial stock.
+    pub oversold: i64,
+    /// Accepted tickets not settled yet.
+    pub pending_tickets: i64,
+    /// Whether every accepted ticket is settled (the Redis invariant only holds then).
+    pub drained: bool,
+    /// Broken invariants, in words; empty when all hold.
+    pub violations: Vec<String>,
+}
+
+/// The audit report.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct AuditBody {
+    /// Whether every invariant holds for every goods.
+    pub ok: bool,
+    /// Per goods.
+    pub goods: Vec<GoodsAuditBody>,
+}
+
+/// Liveness.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct HealthBody {
+    /// `ok`.
+    pub status: &'static str,
+    /// Whether the captcha test mode is on (never in production).
+    pub captcha_test_mode: bool,
+}
+
+/// Readiness of each dependency.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ReadyBody {
+    /// Whether everything is reachable.
+    pub ready: bool,
+    /// Per dependency: `ok` or what is wrong.
+    pub checks: std::collections::BTreeMap<String, String>,
+}

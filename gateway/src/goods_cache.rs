@@ -1,0 +1,59 @@
+//! Goods lists and details served from memory, refreshed at most once per TTL by one caller
+//! (single flight): the crowd reloading the sale page never reaches PostgreSQL.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::contracts::stock::{GoodsView, StockServiceClient};
+use rpc::Cluster;
+
+use crate::problem::{Problem, rpc_failure};
+
+/// The cache.
+pub struct GoodsCache {
+    stock: StockServiceClient<Cluster>,
+    ttl: Duration,
+    current: Mutex<Option<(Instant, Arc<Vec<GoodsView>>)>>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+impl GoodsCache {
+    /// A cache over `stock`.
+    pub fn new(stock: StockServiceClient<Cluster>, ttl: Duration) -> GoodsCache {
+        GoodsCache { stock, ttl, current: Mutex::new(None), refresh: tokio::sync::Mutex::new(()) }
+    }
+
+    fn fresh(&self) -> Option<Arc<Vec<GoodsView>>> {
+        let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        current.as_ref().filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, goods)| goods.clone())
+    }
+
+    /// Every goods on sale.
+    pub async fn list(&self) -> Result<Arc<Vec<GoodsView>>, Problem> {
+        if let Some(goods) = self.fresh() {
+            return Ok(goods);
+        }
+        let _single_flight = self.refresh.lock().await;
+        if let Some(goods) = self.fresh() {
+            return Ok(goods);
+        }
+        let goods = Arc::new(self.stock.list_goods().await.map_err(|err| rpc_failure("stock-service", err))?);
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), goods.clone()));
+        Ok(goods)
+    }
+
+    /// One goods, or 404.
+    pub async fn get(&self, goods_id: i64) -> Result<GoodsView, Problem> {
+        self.list()
+            .await?
+            .iter()
+            .find(|goods| goods.goods_id == goods_id)
+            .cloned()
+            .ok_or_else(|| Problem::not_found(format!("no goods {goods_id} on sale")))
+    }
+
+    /// Forgets the cached list (after an admin change on this gateway).
+    pub fn invalidate(&self) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}

@@ -1,0 +1,12 @@
+//! gateway: the public HTTP API. Configuration: `SECKILL_*` (see settings.rs).
+
+use gateway::{Application, Settings};
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    let settings: Settings = common::load()?;
+    common::telemetry::init("gateway", settings.log_format);
+    let app = Application::build(settings).await?;
+    app.run_until(common::shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,37 @@
+//! The OpenAPI document, generated from the handlers' annotations (served at `/openapi.json`).
+
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::api::*;
+use crate::problem::Problem;
+use crate::routes;
+
+/// The API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Seckill gateway", description = "The public HTTP API of the Seckill flash-sale system."),
+    paths(
+        routes::healthz, routes::readyz, routes::metrics, routes::openapi,
+        routes::register, routes::login,
+        routes::list_goods, routes::goods_detail, routes::captcha, routes::path, routes::place_order, routes::result,
+        routes::get_order,
+        routes::create_goods, routes::warm_up, routes::stats, routes::audit_goods, routes::audit_all, routes::bulk_users,
+    ),
+    components(schemas(Problem, CredentialsBody, UserBody, SessionBody, GoodsBody, GoodsListBody, GoodsDetailBody,
+        PathRequest, PathBody, TicketBody, ResultBody, OrderBody, NewGoodsBody, BulkUsersBody, BulkUsersCreated,
+        IssuedUserBody, StatsBody, GoodsAuditBody, AuditBody, HealthBody, ReadyBody)),
+    modifiers(&BearerAuth),
+    tags((name = "users"), (name = "seckill"), (name = "orders"), (name = "admin"), (name = "ops")),
+)]
+pub struct ApiDoc;
+
+/// Declares the bearer JWT scheme the secured paths refer to.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}

@@ -1,0 +1,195 @@
+//! The admin API (`/admin/v1`, admin role only): goods, warm-up, stats, the audit, load-test users.
+
+use actix_web::{HttpResponse, web};
+use common::contracts::Actor;
+use common::contracts::order::OrderError;
+use common::contracts::stock::{NewGoods, StockError, StockLevel};
+use common::contracts::user::BulkUsers;
+
+use super::users::user_problem;
+use crate::api::{
+    AuditBody, BulkUsersBody, BulkUsersCreated, GoodsAuditBody, GoodsBody, IssuedUserBody, NewGoodsBody, StatsBody,
+};
+use crate::auth::Admin;
+use crate::problem::{Problem, rpc_failure};
+use crate::state::AppState;
+
+fn stock_problem(err: rpc::Error<StockError>) -> Problem {
+    match err {
+        rpc::Error::Application(StockError::UnknownGoods(id)) => Problem::not_found(format!("no goods {id}")),
+        rpc::Error::Application(StockError::NotWarmed(id)) => {
+            Problem::not_found(format!("goods {id} is not warmed up"))
+        }
+        rpc::Error::Application(StockError::Invalid(detail)) => Problem::validation(detail),
+        rpc::Error::Application(StockError::Forbidden) => Problem::forbidden("admin role required"),
+        rpc::Error::Application(StockError::Unavailable(_)) => Problem::unavailable("stock service unavailable"),
+        other => rpc_failure("stock-service", other),
+    }
+}
+
+fn order_problem(err: rpc::Error<OrderError>) -> Problem {
+    match err {
+        rpc::Error::Application(OrderError::Forbidden) => Problem::forbidden("admin role required"),
+        rpc::Error::Application(OrderError::Unavailable(detail)) => Problem::unavailable(detail),
+        other => rpc_failure("order-service", other),
+    }
+}
+
+/// Puts goods on sale.
+#[utoipa::path(post, path = "/admin/v1/goods", tag = "admin", request_body = NewGoodsBody, security(("bearer" = [])),
+    responses((status = 201, body = GoodsBody), (status = 400, body = Problem), (status = 403, body = Problem)))]
+pub async fn create_goods(
+    state: web::Data<AppState>,
+    admin: Admin,
+    body: web::Json<NewGoodsBody>,
+) -> Result<HttpResponse, Problem> {
+    let body = body.into_inner();
+    let goods = NewGoods {
+        name: body.name,
+        description: body.description,
+        price_cents: body.price_cents,
+        seckill_price_cents: body.seckill_price_cents,
+        stock: body.stock,
+        start_at: body.start_at,
+        end_at: body.end_at,
+    };
+    let created = state.stock.create_goods(admin.0, goods).await.map_err(stock_problem)?;
+    state.goods.invalidate();
+    Ok(HttpResponse::Created().json(GoodsBody::new(&created, chrono::Utc::now())))
+}
+
+/// Loads a sale's stock and window into Redis (its units become buyable).
+#[utoipa::path(post, path = "/admin/v1/goods/{goods_id}/warmup", tag = "admin",
+    params(("goods_id" = i64, Path, description = "Goods id")), security(("bearer" = [])),
+    responses((status = 200, body = GoodsBody), (status = 404, body = Problem), (status = 403, body = Problem)))]
+pub async fn warm_up(
+    state: web::Data<AppState>,
+    admin: Admin,
+    goods_id: web::Path<i64>,
+) -> Result<HttpResponse, Problem> {
+    let goods_id = goods_id.into_inner();
+    let goods = state.stock.warm_up(admin.0, goods_id).await.map_err(stock_problem)?;
+    state.goods.invalidate();
+    if goods.stock_left > 0 {
+        state.sold_out.clear(goods_id);
+    }
+    Ok(HttpResponse::Ok().json(GoodsBody::new(&goods, chrono::Utc::now())))
+}
+
+async fn figures(
+    state: &AppState,
+    admin: Actor,
+    goods_id: i64,
+) -> Result<(StockLevel, common::contracts::order::OrderAudit), Problem> {
+    let level = state.stock.stock_level(goods_id).await.map_err(stock_problem)?;
+    let orders = state.orders.audit(admin, goods_id).await.map_err(order_problem)?;
+    Ok((level, orders))
+}
+
+/// Live figures of one sale.
+#[utoipa::path(get, path = "/admin/v1/goods/{goods_id}/stats", tag = "admin",
+    params(("goods_id" = i64, Path, description = "Goods id")), security(("bearer" = [])),
+    responses((status = 200, body = StatsBody), (status = 404, body = Problem)))]
+pub async fn stats(
+    state: web::Data<AppState>,
+    admin: Admin,
+    goods_id: web::Path<i64>,
+) -> Result<HttpResponse, Problem> {
+    let goods_id = goods_id.into_inner();
+    let (level, orders) = figures(&state, admin.0, goods_id).await?;
+    Ok(HttpResponse::Ok().json(StatsBody {
+        goods_id,
+        initial_stock: level.initial_stock,
+        db_stock: level.db_stock,
+        redis_stock: level.redis_stock,
+        holds: level.holds,
+        orders: orders.orders,
+        pending_tickets: orders.pending_tickets,
+        failed_tickets: orders.failed_tickets,
+    }))
+}
+
+/// Checks the invariants of one goods.
+pub fn audit_of(
+    goods_id: i64,
+    name: String,
+    level: &StockLevel,
+    orders: &common::contracts::order::OrderAudit,
+) -> GoodsAuditBody {
+    let initial = level.initial_stock;
+    let mut violations = Vec::new();
+    let oversold = (orders.orders - initial).max(0);
+    if oversold > 0 {
+        violations.push(format!("oversold: {} orders for {initial} units", orders.orders));
+    }
+    let duplicates = orders.orders - orders.buyers;
+    if duplicates > 0 {
+        violations.push(format!("{duplicates} users ordered more than once"));
+    }
+    if level.db_stock + orders.orders != initial {
+        violations.push(format!("database stock {} + orders {} != initial {initial}", level.db_stock, orders.orders));
+    }
+    let drained = orders.pending_tickets == 0;
+    if let (true, Some(redis_stock)) = (drained, level.redis_stock) {
+        if redis_stock + level.holds != initial {
+            violations.push(format!("Redis stock {redis_stock} + holds {} != initial {initial}", level.holds));
+        }
+    }
+    GoodsAuditBody {
+        goods_id,
+        name,
+        initial_stock: initial,
+        db_stock: level.db_stock,
+        redis_stock: level.redis_stock,
+        holds: level.holds,
+        orders: orders.orders,
+        duplicates,
+        oversold,
+        pending_tickets: orders.pending_tickets,
+        drained,
+        violations,
+    }
+}
+
+/// The oversell audit of one goods.
+#[utoipa::path(get, path = "/admin/v1/goods/{goods_id}/audit", tag = "admin",
+    params(("goods_id" = i64, Path, description = "Goods id")), security(("bearer" = [])),
+    responses((status = 200, body = AuditBody), (status = 404, body = Problem)))]
+pub async fn audit_goods(
+    state: web::Data<AppState>,
+    admin: Admin,
+    goods_id: web::Path<i64>,
+) -> Result<HttpResponse, Problem> {
+    let goods_id = goods_id.into_inner();
+    let goods = state.stock.get_goods(goods_id).await.map_err(stock_problem)?;
+    let (level, orders) = figures(&state, admin.0, goods_id).await?;
+    let audit = audit_of(goods_id, goods.name, &level, &orders);
+    Ok(HttpResponse::Ok().json(AuditBody { ok: audit.violations.is_empty(), goods: vec![audit] }))
+}
+
+/// The oversell audit of every goods.
+#[utoipa::path(get, path = "/admin/v1/audit", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = AuditBody), (status = 403, body = Problem)))]
+pub async fn audit_all(state: web::Data<AppState>, admin: Admin) -> Result<HttpResponse, Problem> {
+    let mut audits = Vec::new();
+    for goods in state.stock.list_goods().await.map_err(stock_problem)? {
+        let (level, orders) = figures(&state, admin.0, goods.goods_id).await?;
+        audits.push(audit_of(goods.goods_id, goods.name, &level, &orders));
+    }
+    Ok(HttpResponse::Ok().json(AuditBody { ok: audits.iter().all(|a| a.violations.is_empty()), goods: audits }))
+}
+
+/// Creates (or reuses) token-only load-test users and returns their tokens.
+#[utoipa::path(post, path = "/admin/v1/users/bulk", tag = "admin", request_body = BulkUsersBody, security(("bearer" = [])),
+    responses((status = 201, body = BulkUsersCreated), (status = 400, body = Problem), (status = 403, body = Problem)))]
+pub async fn bulk_users(
+    state: web::Data<AppState>,
+    admin: Admin,
+    body: web::Json<BulkUsersBody>,
+) -> Result<HttpResponse, Problem> {
+    let body = body.into_inner();
+    let request = BulkUsers { prefix: body.prefix, count: body.count };
+    let users = state.users.bulk_create(admin.0, request).await.map_err(user_problem)?;
+    let users = users.into_iter().map(|u| IssuedUserBody { id: u.id, username: u.username, token: u.token }).collect();
+    Ok(HttpResponse::Created().json(BulkUsersCreated { users }))
+}

@@ -1,0 +1,82 @@
+//! The in-process sold-out flag per goods: once stock-service answers "sold out", later order
+//! attempts for that goods are answered here, with no RPC and no Redis call. Cleared on every
+//! gateway when units come back (stock-service publishes on `{prefix}:restock`).
+
+use std::collections::HashSet;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use futures::StreamExt;
+use secrecy::{ExposeSecret, SecretString};
+
+/// The flags.
+#[derive(Debug, Default)]
+pub struct SoldOutFlags {
+    goods: RwLock<HashSet<i64>>,
+}
+
+impl SoldOutFlags {
+    /// Whether `goods_id` is known to be sold out.
+    pub fn is_sold_out(&self, goods_id: i64) -> bool {
+        self.goods.read().unwrap_or_else(|p| p.into_inner()).contains(&goods_id)
+    }
+
+    /// Marks `goods_id` sold out.
+    pub fn mark(&self, goods_id: i64) {
+        self.goods.write().unwrap_or_else(|p| p.into_inner()).insert(goods_id);
+    }
+
+    /// Clears one flag.
+    pub fn clear(&self, goods_id: i64) {
+        self.goods.write().unwrap_or_else(|p| p.into_inner()).remove(&goods_id);
+    }
+
+    /// Clears every flag (after missing notifications: the next attempt asks again).
+    pub fn clear_all(&self) {
+        self.goods.write().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// Follows the restock channel until the process ends, reconnecting after failures.
+    pub async fn follow_restocks(self: std::sync::Arc<Self>, redis_url: SecretString, channel: String) {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match self.listen(&redis_url, &channel).await {
+                Ok(()) => backoff = Duration::from_millis(200),
+                Err(err) => tracing::warn!(%err, "restock subscription failed; retrying"),
+            }
+            // Notifications may have been missed while disconnected.
+            self.clear_all();
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn listen(&self, redis_url: &SecretString, channel: &str) -> Result<(), deadpool_redis::redis::RedisError> {
+        let client = deadpool_redis::redis::Client::open(redis_url.expose_secret())?;
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(channel).await?;
+        let mut messages = pubsub.on_message();
+        while let Some(message) = messages.next().await {
+            let Ok(payload) = message.get_payload::<String>() else { continue };
+            if let Ok(goods_id) = payload.parse() {
+                self.clear(goods_id);
+                tracing::info!(goods_id, "goods back in stock: sold-out flag cleared");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_are_per_goods() {
+        let flags = SoldOutFlags::default();
+        flags.mark(1);
+        assert!(flags.is_sold_out(1) && !flags.is_sold_out(2));
+        flags.clear(1);
+        assert!(!flags.is_sold_out(1));
+    }
+}

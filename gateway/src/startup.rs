@@ -1,0 +1,154 @@
+//! Building and running the gateway, from tests as from `main`.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::error::{JsonPayloadError, PathError};
+use actix_web::middleware::{Compress, from_fn};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use common::auth::JwtKeys;
+use common::contracts::order::OrderServiceClient;
+use common::contracts::stock::StockServiceClient;
+use common::contracts::user::UserServiceClient;
+use common::node;
+
+use crate::captcha::Captchas;
+use crate::goods_cache::GoodsCache;
+use crate::keys::Keys;
+use crate::limits::{LocalLimits, UserGate};
+use crate::middleware::request_context;
+use crate::path_token::PathTokens;
+use crate::problem::Problem;
+use crate::routes;
+use crate::settings::Settings;
+use crate::sold_out::SoldOutFlags;
+use crate::state::{AppState, Counters};
+
+/// A running gateway.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Connects to Redis and the registry, finds the services, and binds the HTTP listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let redis = common::redis::connect(&settings.redis_url, settings.redis_max_connections).await?;
+        let registry = settings.registry.connect().await?;
+        let users = UserServiceClient::new(node::cluster(&registry, "UserService", &settings.users));
+        let stock = StockServiceClient::new(node::cluster(&registry, "StockService", &settings.stock));
+        let orders = OrderServiceClient::new(node::cluster(&registry, "OrderService", &settings.orders));
+        for mut discovery in [
+            users.transport().discovery().clone(),
+            stock.transport().discovery().clone(),
+            orders.transport().discovery().clone(),
+        ] {
+            // Serve even if a service is not there yet: /readyz says so, calls answer 503.
+            let _ = tokio::time::timeout(Duration::from_secs(2), discovery.ready()).await;
+        }
+        if settings.jwt.is_development_secret() {
+            tracing::warn!("JWT secret is the built-in development one: set SECKILL_JWT__SECRET outside development");
+        }
+        let keys = Keys::new(settings.redis_prefix.clone());
+        let sold_out = Arc::new(SoldOutFlags::default());
+        tokio::spawn(
+            sold_out.clone().follow_restocks(settings.redis_url.clone(), format!("{}:restock", keys.prefix())),
+        );
+        let state = web::Data::new(AppState {
+            goods: GoodsCache::new(stock.clone(), settings.goods_cache_ttl),
+            users,
+            stock,
+            orders,
+            jwt: JwtKeys::new(&settings.jwt),
+            local_limits: LocalLimits::new(&settings.limits),
+            user_gate: UserGate::new(redis.clone(), keys.clone(), settings.limits.clone()),
+            captchas: Captchas::new(redis.clone(), keys.clone(), settings.captcha.clone()),
+            paths: PathTokens::new(redis.clone(), keys, settings.path_ttl),
+            redis,
+            sold_out,
+            counters: Counters::default(),
+            metrics: common::metrics::prometheus_handle()?,
+            body_limit: settings.body_limit,
+        });
+        tokio::spawn(forget_idle_clients(state.clone()));
+        let listener = TcpListener::bind(&settings.listen).with_context(|| format!("binding {}", settings.listen))?;
+        let port = listener.local_addr()?.port();
+        let server_state = state.clone();
+        let body_limit = settings.body_limit;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(server_state.clone())
+                .app_data(json_config(body_limit))
+                .app_data(
+                    web::PathConfig::default()
+                        .error_handler(|err: PathError, _| Problem::not_found(err.to_string()).into()),
+                )
+                .wrap(from_fn(request_context))
+                .wrap(Compress::default())
+                .configure(routes::configure)
+                .default_service(web::to(|| async { Problem::not_found("no such route") }))
+        })
+        .listen(listener)?
+        .disable_signals()
+        .shutdown_timeout(30);
+        if let Some(workers) = settings.workers {
+            server = server.workers(workers);
+        }
+        tracing::info!(port, "gateway listening");
+        Ok(Application { port, server: server.run(), state })
+    }
+
+    /// The HTTP port (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state (tests read its counters).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` completes, then stops gracefully (in-flight requests finish).
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        shutdown.await;
+        handle.stop(true).await;
+        server.await.map_err(std::io::Error::other)?
+    }
+
+    /// Starts serving in the background and returns a handle to stop it (tests).
+    pub fn spawn(self) -> ServerHandle {
+        let handle = self.server.handle();
+        tokio::spawn(self.server);
+        handle
+    }
+}
+
+/// JSON bodies: size-limited (413), and malformed ones are a 400 problem, never a 500.
+fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default().limit(limit).error_handler(move |err, _| {
+        let problem = match &err {
+            JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+                Problem::too_large(limit)
+            }
+            JsonPayloadError::ContentType => Problem::validation("expected Content-Type: application/json"),
+            other => Problem::validation(other.to_string()),
+        };
+        problem.into()
+    })
+}
+
+/// Forgets per-IP limiter entries of clients that went quiet.
+async fn forget_idle_clients(state: web::Data<AppState>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        ticker.tick().await;
+        state.local_limits.forget_idle();
+    }
+}

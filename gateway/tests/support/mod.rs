@@ -1,0 +1,267 @@
+//! The whole system for one test: every service and a worker in-process, each test with its own
+//! database, Redis prefix and RabbitMQ names, and the gateway in front.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::web;
+use awc::Client;
+use chrono::Utc;
+use common::auth::JwtSettings;
+use common::node::{NodeSettings, RegistryKind, RegistrySettings};
+use gateway::settings::{CaptchaSettings, LimitSettings};
+use gateway::state::AppState;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use testkit::TestDb;
+
+pub const TEST_ANSWER: &str = "k6-test";
+
+pub struct Options {
+    pub captcha_test_mode: bool,
+    pub limits: LimitSettings,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            captcha_test_mode: true,
+            limits: LimitSettings {
+                global_per_sec: 1_000_000,
+                per_ip_per_sec: 1_000_000,
+                per_user_per_sec: 100,
+                per_user_burst: 100,
+                brush_limit: 100,
+                ..Default::default()
+            },
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub state: web::Data<AppState>,
+    pub redis: deadpool_redis::Pool,
+    pub prefix: String,
+    pub jwt_secret: String,
+    pub admin_token: String,
+    db: TestDb,
+    http: ServerHandle,
+    user: Option<user_service::Application>,
+    stock: Option<stock_service::Application>,
+    order: Option<order_service::Application>,
+    worker: Option<order_service::WorkerApplication>,
+    broker_prefix: String,
+}
+
+pub async fn spawn_app(options: Options) -> TestApp {
+    let db = TestDb::create().await;
+    let prefix = testkit::unique_name();
+    let jwt_secret = format!("secret-{prefix}");
+    let jwt = JwtSettings { secret: SecretString::from(jwt_secret.clone()), ..Default::default() };
+    let node = || NodeSettings::listening("127.0.0.1:0", None);
+
+    let user = user_service::Application::build(user_service::Settings {
+        node: node(),
+        registry: testkit::static_registry(),
+        database_url: db.secret_url(),
+        jwt: jwt.clone(),
+        admin: user_service::settings::AdminBootstrap {
+            username: "admin".into(),
+            password: Some(SecretString::from("admin-password")),
+        },
+        ..Default::default()
+    })
+    .await
+    .expect("user-service starts");
+    let stock = stock_service::Application::build(stock_service::Settings {
+        node: node(),
+        registry: testkit::static_registry(),
+        database_url: db.secret_url(),
+        redis_prefix: prefix.clone(),
+        ..Default::default()
+    })
+    .await
+    .expect("stock-service starts");
+    let mut endpoints = BTreeMap::from([
+        ("userservice".to_owned(), vec![user.address().to_string()]),
+        ("stockservice".to_owned(), vec![stock.address().to_string()]),
+    ]);
+    let registry = |endpoints: &BTreeMap<String, Vec<String>>| RegistrySettings {
+        kind: RegistryKind::Static,
+        endpoints: endpoints.clone(),
+        ..Default::default()
+    };
+    let mut order_settings = order_service::Settings {
+        node: node(),
+        registry: registry(&endpoints),
+        database_url: db.secret_url(),
+        redis_prefix: prefix.clone(),
+        ..Default::default()
+    };
+    order_settings.broker.prefix = prefix.clone();
+    order_settings.reconciler.enabled = false;
+    let order = order_service::Application::build(order_settings.clone()).await.expect("order-service starts");
+    let worker = order_service::WorkerApplication::build(order_settings).await.expect("worker starts");
+    endpoints.insert("orderservice".to_owned(), vec![order.address().to_string()]);
+
+    let settings = gateway::Settings {
+        listen: "127.0.0.1:0".into(),
+        workers: Some(2),
+        registry: registry(&endpoints),
+        redis_prefix: prefix.clone(),
+        jwt,
+        captcha: CaptchaSettings {
+            test_answer: options.captcha_test_mode.then(|| TEST_ANSWER.to_owned()),
+            ..Default::default()
+        },
+        limits: options.limits,
+        goods_cache_ttl: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let app = gateway::Application::build(settings).await.expect("gateway starts");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    let http = app.spawn();
+    let client = Client::builder().timeout(Duration::from_secs(30)).finish();
+    let mut test = TestApp {
+        base,
+        client,
+        state,
+        redis: testkit::redis_pool().await,
+        prefix: prefix.clone(),
+        jwt_secret,
+        admin_token: String::new(),
+        db,
+        http,
+        user: Some(user),
+        stock: Some(stock),
+        order: Some(order),
+        worker: Some(worker),
+        broker_prefix: prefix,
+    };
+    let (status, session) =
+        test.post("/api/v1/users/login", None, json!({"username": "admin", "password": "admin-password"})).await;
+    assert_eq!(status, 200, "{session}");
+    test.admin_token = session["token"].as_str().unwrap().to_owned();
+    test
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let mut response = request.send().await.expect("request sent");
+        let body = response.body().limit(10 << 20).await.unwrap_or_default();
+        (response.status().as_u16(), serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut request = self.client.post(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let mut response = request.send_json(&body).await.expect("request sent");
+        let body = response.body().limit(10 << 20).await.unwrap_or_default();
+        (response.status().as_u16(), serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// Creates and warms up a sale of `stock` units, open now.
+    pub async fn sale(&self, stock: i32) -> i64 {
+        let now = Utc::now();
+        let body = json!({
+            "name": "Flash phone", "price_cents": 99900, "seckill_price_cents": 100, "stock": stock,
+            "start_at": now - chrono::Duration::minutes(1), "end_at": now + chrono::Duration::hours(1),
+        });
+        let (status, goods) = self.post("/admin/v1/goods", Some(&self.admin_token), body).await;
+        assert_eq!(status, 201, "{goods}");
+        let goods_id = goods["goods_id"].as_i64().unwrap();
+        let (status, warmed) =
+            self.post(&format!("/admin/v1/goods/{goods_id}/warmup"), Some(&self.admin_token), json!({})).await;
+        assert_eq!(status, 200, "{warmed}");
+        goods_id
+    }
+
+    /// `count` load-test users: (id, token).
+    pub async fn users(&self, count: u32) -> Vec<(i64, String)> {
+        let prefix = format!("u{}_", testkit::unique_name());
+        let (status, body) =
+            self.post("/admin/v1/users/bulk", Some(&self.admin_token), json!({"prefix": prefix, "count": count})).await;
+        assert_eq!(status, 201, "{body}");
+        body["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| (u["id"].as_i64().unwrap(), u["token"].as_str().unwrap().to_owned()))
+            .collect()
+    }
+
+    /// captcha (test answer) → path.
+    pub async fn path(&self, goods_id: i64, token: &str) -> (u16, Value) {
+        self.post(&format!("/api/v1/seckill/goods/{goods_id}/path"), Some(token), json!({"captcha": TEST_ANSWER})).await
+    }
+
+    /// One complete purchase attempt: path then order. Returns the order answer.
+    pub async fn buy(&self, goods_id: i64, token: &str) -> (u16, Value) {
+        let (status, path) = self.path(goods_id, token).await;
+        if status != 200 {
+            return (status, path);
+        }
+        let path = path["path"].as_str().unwrap().to_owned();
+        self.post(&format!("/api/v1/seckill/goods/{goods_id}/{path}/orders"), Some(token), json!({})).await
+    }
+
+    /// Polls the result until it is final.
+    pub async fn final_result(&self, goods_id: i64, token: &str) -> Value {
+        let result = testkit::wait_for(Duration::from_secs(30), || async {
+            let (status, body) = self.get(&format!("/api/v1/seckill/goods/{goods_id}/result"), Some(token)).await;
+            (status == 200 && body["status"] != "queued").then_some(body)
+        })
+        .await;
+        result.expect("the result never became final")
+    }
+
+    /// Waits until the audit of `goods_id` reports every ticket settled, and returns it.
+    pub async fn drained_audit(&self, goods_id: i64) -> Value {
+        let audit = testkit::wait_for(Duration::from_secs(60), || async {
+            let (status, body) = self.get(&format!("/admin/v1/goods/{goods_id}/audit"), Some(&self.admin_token)).await;
+            (status == 200 && body["goods"][0]["drained"] == true).then_some(body)
+        })
+        .await;
+        audit.expect("the sale never drained")
+    }
+
+    pub async fn finish(mut self) {
+        self.http.stop(true).await;
+        if let Some(worker) = self.worker.take() {
+            worker.stop().await;
+        }
+        if let Some(app) = self.order.take() {
+            app.stop().await;
+        }
+        if let Some(app) = self.stock.take() {
+            app.stop().await;
+        }
+        if let Some(app) = self.user.take() {
+            app.stop().await;
+        }
+        let topology = order_service::broker::Topology::new(&self.broker_prefix, 5);
+        if let Ok(connection) = order_service::broker::connect(&SecretString::from(testkit::amqp_url())).await {
+            if let Ok(channel) = connection.create_channel().await {
+                let _ = topology.delete(&channel).await;
+                order_service::broker::close(&connection, channel).await;
+            }
+        }
+        testkit::clear_redis_prefix(&self.redis, &self.prefix).await;
+    }
+}
