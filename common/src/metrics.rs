@@ -17,12 +17,14 @@ pub fn prometheus_handle()
         return Ok(handle.clone());
     }
     let handle = PrometheusBuilder::new().set_buckets(LATENCY_BUCKETS)?.install_recorder()?;
+    rpc::cluster::describe_metrics();
     Ok(HANDLE.get_or_init(|| handle).clone())
 }
 
 /// Installs the global recorder and serves `GET /metrics` on `listen` (needs a tokio runtime).
 pub fn serve_prometheus(listen: SocketAddr) -> Result<(), metrics_exporter_prometheus::BuildError> {
     PrometheusBuilder::new().with_http_listener(listen).set_buckets(LATENCY_BUCKETS)?.install()?;
+    rpc::cluster::describe_metrics();
     tracing::info!(%listen, "serving Prometheus metrics at /metrics");
     Ok(())
 }

@@ -229,7 +229,7 @@ pub struct NewGoodsBody {
 pub struct BulkUsersBody {
     /// Usernames are `{prefix}{n}`.
     pub prefix: String,
-    /// How many (1 to 100,000).
+    /// How many (1 to 20,000 per call; ask again for more).
     pub count: u32,
 }
 

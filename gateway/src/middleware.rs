@@ -37,7 +37,6 @@ pub async fn request_context(
             }
         }
     }
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
     let span = tracing::info_span!("http", request_id = %request_id, %method, path = %req.path());
     let started = Instant::now();
@@ -47,6 +46,7 @@ pub async fn request_context(
         response.headers_mut().insert(REQUEST_ID, value);
     }
     let status = response.status().as_u16().to_string();
+    let route = response.request().match_name().unwrap_or("unmatched").to_owned();
     metrics::histogram!("http_request_seconds", "route" => route.clone(), "method" => method.clone())
         .record(started.elapsed().as_secs_f64());
     metrics::counter!("http_requests_total", "route" => route, "method" => method, "status" => status).increment(1);

@@ -17,30 +17,34 @@ pub use self::seckill::*;
 pub use self::users::*;
 use crate::problem::Problem;
 
-/// A resource whose unknown methods get a problem+json 405.
-fn resource(path: &str) -> Resource {
-    web::resource(path).default_service(web::to(|| async { Problem::method_not_allowed() }))
+/// A named resource whose unknown methods get a problem+json 405. The name labels its metrics
+/// (reading it after routing costs nothing, unlike matching the path against every pattern again).
+fn resource(name: &str, path: &str) -> Resource {
+    web::resource(path).name(name).default_service(web::to(|| async { Problem::method_not_allowed() }))
 }
 
-/// Registers every route.
+/// Registers every route. Routes are tried in order and each pattern with a `{segment}` is a
+/// regular expression, so the crowd's routes (order, path, result) come first.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/healthz").route(web::get().to(healthz)))
-        .service(resource("/readyz").route(web::get().to(readyz)))
-        .service(resource("/metrics").route(web::get().to(metrics)))
-        .service(resource("/openapi.json").route(web::get().to(openapi)))
-        .service(resource("/api/v1/users/register").route(web::post().to(register)))
-        .service(resource("/api/v1/users/login").route(web::post().to(login)))
-        .service(resource("/api/v1/seckill/goods").route(web::get().to(list_goods)))
-        .service(resource("/api/v1/seckill/goods/{goods_id}").route(web::get().to(goods_detail)))
-        .service(resource("/api/v1/seckill/goods/{goods_id}/captcha").route(web::get().to(captcha)))
-        .service(resource("/api/v1/seckill/goods/{goods_id}/path").route(web::post().to(path)))
-        .service(resource("/api/v1/seckill/goods/{goods_id}/result").route(web::get().to(result)))
-        .service(resource("/api/v1/seckill/goods/{goods_id}/{path}/orders").route(web::post().to(place_order)))
-        .service(resource("/api/v1/orders/{order_id}").route(web::get().to(get_order)))
-        .service(resource("/admin/v1/goods").route(web::post().to(create_goods)))
-        .service(resource("/admin/v1/goods/{goods_id}/warmup").route(web::post().to(warm_up)))
-        .service(resource("/admin/v1/goods/{goods_id}/stats").route(web::get().to(stats)))
-        .service(resource("/admin/v1/goods/{goods_id}/audit").route(web::get().to(audit_goods)))
-        .service(resource("/admin/v1/audit").route(web::get().to(audit_all)))
-        .service(resource("/admin/v1/users/bulk").route(web::post().to(bulk_users)));
+    cfg.service(
+        resource("place_order", "/api/v1/seckill/goods/{goods_id}/{path}/orders").route(web::post().to(place_order)),
+    )
+    .service(resource("path", "/api/v1/seckill/goods/{goods_id}/path").route(web::post().to(path)))
+    .service(resource("result", "/api/v1/seckill/goods/{goods_id}/result").route(web::get().to(result)))
+    .service(resource("captcha", "/api/v1/seckill/goods/{goods_id}/captcha").route(web::get().to(captcha)))
+    .service(resource("goods", "/api/v1/seckill/goods").route(web::get().to(list_goods)))
+    .service(resource("goods_detail", "/api/v1/seckill/goods/{goods_id}").route(web::get().to(goods_detail)))
+    .service(resource("register", "/api/v1/users/register").route(web::post().to(register)))
+    .service(resource("login", "/api/v1/users/login").route(web::post().to(login)))
+    .service(resource("order", "/api/v1/orders/{order_id}").route(web::get().to(get_order)))
+    .service(resource("healthz", "/healthz").route(web::get().to(healthz)))
+    .service(resource("readyz", "/readyz").route(web::get().to(readyz)))
+    .service(resource("metrics", "/metrics").route(web::get().to(metrics)))
+    .service(resource("openapi", "/openapi.json").route(web::get().to(openapi)))
+    .service(resource("admin_create_goods", "/admin/v1/goods").route(web::post().to(create_goods)))
+    .service(resource("admin_warmup", "/admin/v1/goods/{goods_id}/warmup").route(web::post().to(warm_up)))
+    .service(resource("admin_stats", "/admin/v1/goods/{goods_id}/stats").route(web::get().to(stats)))
+    .service(resource("admin_audit_goods", "/admin/v1/goods/{goods_id}/audit").route(web::get().to(audit_goods)))
+    .service(resource("admin_audit", "/admin/v1/audit").route(web::get().to(audit_all)))
+    .service(resource("admin_bulk_users", "/admin/v1/users/bulk").route(web::post().to(bulk_users)));
 }
