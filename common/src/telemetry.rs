@@ -15,10 +15,11 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber: filter from `RUST_LOG` (default `info`), fields such as
+/// Installs the global subscriber: filter from `RUST_LOG` (default `info`, with sqlx at `warn`:
+/// PostgreSQL notices such as "relation already exists, skipping" are not news), fields such as
 /// `trace_id` from the current spans on every line. Safe to call twice (the second is a no-op).
 pub fn init(service: &'static str, format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let registry = tracing_subscriber::registry().with(filter);
     let installed = match format {
         LogFormat::Pretty => registry.with(fmt::layer().with_target(false)).try_init(),

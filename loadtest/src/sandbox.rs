@@ -99,3 +99,74 @@ impl Sandbox {
         testkit::clear_redis_prefix(&self.redis, &self.prefix).await;
     }
 }
+
+/// The whole system in this process: user-, stock-, order-service, one worker and the gateway.
+pub struct FullStack {
+    /// The stock side (database, Redis, stock-service).
+    pub sandbox: Sandbox,
+    /// The gateway's base URL.
+    pub base_url: String,
+    /// A bearer token of the admin.
+    pub admin_token: String,
+    user: user_service::Application,
+    order: order_service::Application,
+    worker: order_service::WorkerApplication,
+    gateway: actix_web::dev::ServerHandle,
+}
+
+impl FullStack {
+    /// Starts everything; the gateway with `limits` and the captcha in test mode (`k6-test`).
+    pub async fn start(limits: gateway::settings::LimitSettings) -> anyhow::Result<FullStack> {
+        let sandbox = Sandbox::start(1).await?;
+        let jwt = common::auth::JwtSettings {
+            secret: SecretString::from(format!("bench-{}", sandbox.prefix)),
+            ..Default::default()
+        };
+        let user = user_service::Application::build(user_service::Settings {
+            node: NodeSettings::listening("127.0.0.1:0", None),
+            registry: testkit::static_registry(),
+            database_url: sandbox.db.secret_url(),
+            jwt: jwt.clone(),
+            admin: user_service::settings::AdminBootstrap {
+                username: "admin".into(),
+                password: Some(SecretString::from("admin-password")),
+            },
+            ..Default::default()
+        })
+        .await?;
+        let order = order_service::Application::build(sandbox.order_settings.clone()).await?;
+        let worker = order_service::WorkerApplication::build(sandbox.order_settings.clone()).await?;
+        let mut endpoints = sandbox.order_settings.registry.endpoints.clone();
+        endpoints.insert("userservice".into(), vec![user.address().to_string()]);
+        endpoints.insert("orderservice".into(), vec![order.address().to_string()]);
+        let settings = gateway::Settings {
+            listen: "127.0.0.1:0".into(),
+            registry: RegistrySettings { kind: RegistryKind::Static, endpoints, ..Default::default() },
+            redis_prefix: sandbox.prefix.clone(),
+            jwt,
+            captcha: gateway::settings::CaptchaSettings { test_answer: Some("k6-test".into()), ..Default::default() },
+            limits,
+            ..Default::default()
+        };
+        let app = gateway::Application::build(settings).await?;
+        let base_url = format!("http://127.0.0.1:{}", app.port());
+        let gateway = app.spawn();
+        let admin = user.users();
+        let session = common::contracts::user::UserService::login(
+            admin,
+            common::contracts::user::Credentials { username: "admin".into(), password: "admin-password".into() },
+        )
+        .await
+        .map_err(|err| anyhow::anyhow!("admin login: {err}"))?;
+        Ok(FullStack { sandbox, base_url, admin_token: session.token, user, order, worker, gateway })
+    }
+
+    /// Stops everything and cleans up.
+    pub async fn finish(self) {
+        self.gateway.stop(true).await;
+        self.worker.stop().await;
+        self.order.stop().await;
+        self.user.stop().await;
+        self.sandbox.finish().await;
+    }
+}

@@ -54,6 +54,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("publishing {} messages (publisher confirms)...", messages.len());
     let topology = Topology::new(&sandbox.prefix, 5);
     let publisher = Publisher::connect(&sandbox.order_settings.broker, topology).await?;
+    let publishing = Instant::now();
     let published = stream::iter(&messages)
         .map(|message| publisher.publish(message))
         .buffer_unordered(512)
@@ -61,6 +62,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .count()
         .await;
     anyhow::ensure!(published == messages.len(), "only {published} messages confirmed");
+    eprintln!(
+        "published {published} in {:.2}s ({:.0}/s, 512 in flight)",
+        publishing.elapsed().as_secs_f64(),
+        published as f64 / publishing.elapsed().as_secs_f64()
+    );
     publisher.close().await;
 
     eprintln!("draining with {} consumers, batches of {}...", args.consumers, args.batch);

@@ -2,6 +2,7 @@
 //! services in-process), prints its figures, and cleans up.
 
 mod drain;
+mod gateway;
 mod reserve;
 
 use clap::Subcommand;
@@ -13,6 +14,8 @@ pub enum Bench {
     Drain(drain::Args),
     /// `stock.reserve` over our RPC, against redis-benchmark running the same script.
     Reserve(reserve::Args),
+    /// The gateway (sale, sold out) against a bare actix-web handler.
+    Gateway(gateway::Args),
 }
 
 impl Bench {
@@ -21,6 +24,7 @@ impl Bench {
         match self {
             Bench::Drain(args) => drain::run(args).await,
             Bench::Reserve(args) => reserve::run(args).await,
+            Bench::Gateway(args) => gateway::run(args).await,
         }
     }
 }

@@ -1,0 +1,262 @@
+//! `bench gateway`: the gateway under load from a Rust driver, against a bare actix-web handler
+//! on the same machine in the same run.
+//!
+//! Phases, each measured for `--seconds` with `--connections` keep-alive connections:
+//! - `sale`: complete purchase attempts (path, then order) by distinct users, ample stock;
+//! - `sold_out`: order attempts on a sold-out goods (answered by the in-process flag);
+//! - `bare`: `GET /ping` on a bare actix-web server with the same worker count;
+//! - `sale_half_rate`: purchase attempts paced at half the measured `sale` rate (latency under
+//!   a sustainable load).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use chrono::Utc;
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+use crate::sandbox::FullStack;
+
+/// Options of `bench gateway`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Seconds per phase.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Concurrent keep-alive connections of the driver.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Load-test users to create for the sale phases (each buys once).
+    #[arg(long, default_value_t = 100_000)]
+    users: u32,
+}
+
+/// What one phase measured.
+struct Figures {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: usize,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let limits = gateway::settings::LimitSettings {
+        global_per_sec: 10_000_000,
+        per_ip_per_sec: 10_000_000,
+        ..Default::default()
+    };
+    let stack = FullStack::start(limits).await?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(args.connections).build()?;
+    let http = Http { client: client.clone(), base: stack.base_url.clone(), admin: stack.admin_token.clone() };
+
+    eprintln!("creating {} users and two sales...", args.users);
+    let tokens = Arc::new(http.users(args.users).await?);
+    let open = http.sale(i32::try_from(args.users)?).await?;
+    let sold_out = http.sale(1).await?;
+    let (status, _) = http.buy(sold_out, &tokens[0]).await?;
+    anyhow::ensure!(status == 202, "the only unit could not be bought");
+    // The next attempt learns "sold out" from stock-service and sets the gateway's flag.
+    let (status, _) = http.buy(sold_out, &tokens[1]).await?;
+    anyhow::ensure!(status == 409, "the second attempt should have found the sale sold out");
+    let next_user = Arc::new(AtomicUsize::new(2));
+
+    eprintln!("phase sale...");
+    let sale = drive(args.connections, args.seconds, None, {
+        let (http, tokens, next_user) = (http.clone(), tokens.clone(), next_user.clone());
+        move || {
+            let (http, tokens, next_user) = (http.clone(), tokens.clone(), next_user.clone());
+            async move {
+                let token = tokens.get(next_user.fetch_add(1, Ordering::Relaxed)).ok_or("out of users")?;
+                let (status, _) = http.buy(open, token).await.map_err(|e| e.to_string())?;
+                if status == 202 { Ok(()) } else { Err(format!("status {status}")) }
+            }
+        }
+    })
+    .await;
+    report("sale", &sale);
+
+    eprintln!("phase sold_out...");
+    let sold_out_phase = drive(args.connections, args.seconds, None, {
+        let (http, tokens) = (http.clone(), tokens.clone());
+        let url = format!("{}/api/v1/seckill/goods/{sold_out}/{}/orders", http.base, uuid::Uuid::new_v4());
+        move || {
+            let (client, token, url) = (http.client.clone(), tokens[0].clone(), url.clone());
+            async move {
+                let response = client.post(&url).bearer_auth(token).send().await.map_err(|e| e.to_string())?;
+                if response.status() == 409 { Ok(()) } else { Err(format!("status {}", response.status())) }
+            }
+        }
+    })
+    .await;
+    report("sold_out", &sold_out_phase);
+
+    eprintln!("phase bare...");
+    let (bare_url, bare_server) = bare_server()?;
+    let bare = drive(args.connections, args.seconds, None, {
+        let client = client.clone();
+        move || {
+            let (client, url) = (client.clone(), bare_url.clone());
+            async move {
+                let response = client.get(&url).send().await.map_err(|e| e.to_string())?;
+                response.bytes().await.map_err(|e| e.to_string())?;
+                Ok(())
+            }
+        }
+    })
+    .await;
+    report("bare", &bare);
+    bare_server.stop(true).await;
+
+    eprintln!("phase sale_half_rate...");
+    let half = drive(args.connections, args.seconds, Some(sale.rps / 2.0), {
+        let (http, tokens, next_user) = (http.clone(), tokens.clone(), next_user.clone());
+        move || {
+            let (http, tokens, next_user) = (http.clone(), tokens.clone(), next_user.clone());
+            async move {
+                let token = tokens.get(next_user.fetch_add(1, Ordering::Relaxed)).ok_or("out of users")?;
+                let (status, _) = http.buy(open, token).await.map_err(|e| e.to_string())?;
+                if status == 202 { Ok(()) } else { Err(format!("status {status}")) }
+            }
+        }
+    })
+    .await;
+    report("sale_half_rate", &half);
+    println!("ratio_sale={:.2} ratio_sold_out={:.2}", sale.rps / bare.rps, sold_out_phase.rps / bare.rps);
+    stack.finish().await;
+    Ok(())
+}
+
+fn report(phase: &str, figures: &Figures) {
+    println!("phase={phase} rps={:.0} p50_ms={:.2} p99_ms={:.2}", figures.rps, figures.p50_ms, figures.p99_ms);
+    if figures.errors > 0 {
+        eprintln!("phase={phase} errors={}", figures.errors);
+    }
+}
+
+/// Runs `connections` loops of `attempt` for `seconds`, paced to `rate` attempts per second in
+/// total when given.
+async fn drive<F, Fut>(connections: usize, seconds: u64, rate: Option<f64>, attempt: F) -> Figures
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    let started = Instant::now();
+    let until = started + Duration::from_secs(seconds);
+    let interval = rate.map(|rate| Duration::from_secs_f64(connections as f64 / rate.max(1.0)));
+    let tasks: Vec<_> = (0..connections)
+        .map(|n| {
+            let attempt = attempt.clone();
+            tokio::spawn(async move {
+                let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 2).expect("bounds");
+                let (mut ok, mut errors) = (0usize, 0usize);
+                let mut next =
+                    Instant::now() + interval.map_or(Duration::ZERO, |i| i.mul_f64(n as f64 / connections as f64));
+                while Instant::now() < until {
+                    if let Some(interval) = interval {
+                        tokio::time::sleep_until(next.into()).await;
+                        next += interval;
+                    }
+                    let began = Instant::now();
+                    match attempt().await {
+                        Ok(()) => {
+                            ok += 1;
+                            histogram.saturating_record(began.elapsed().as_micros() as u64);
+                        }
+                        Err(err) if err == "out of users" => break,
+                        Err(_) => errors += 1,
+                    }
+                }
+                (ok, errors, histogram)
+            })
+        })
+        .collect();
+    let mut merged = Histogram::<u64>::new_with_bounds(1, 60_000_000, 2).expect("bounds");
+    let (mut ok, mut errors) = (0, 0);
+    for task in tasks {
+        if let Ok((n, e, histogram)) = task.await {
+            ok += n;
+            errors += e;
+            let _ = merged.add(histogram);
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    Figures {
+        rps: ok as f64 / elapsed,
+        p50_ms: merged.value_at_quantile(0.5) as f64 / 1000.0,
+        p99_ms: merged.value_at_quantile(0.99) as f64 / 1000.0,
+        errors,
+    }
+}
+
+/// A bare actix-web server: one handler, the same worker count as the gateway.
+fn bare_server() -> anyhow::Result<(String, actix_web::dev::ServerHandle)> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}/ping", listener.local_addr()?);
+    let server = HttpServer::new(|| {
+        App::new().route("/ping", web::get().to(|| async { HttpResponse::Ok().json(json!({"ok": true})) }))
+    })
+    .listen(listener)?
+    .disable_signals()
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    Ok((url, handle))
+}
+
+/// The gateway's HTTP API, as the driver uses it.
+#[derive(Clone)]
+struct Http {
+    client: reqwest::Client,
+    base: String,
+    admin: String,
+}
+
+impl Http {
+    async fn post(&self, path: &str, token: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+        let response = self.client.post(format!("{}{path}", self.base)).bearer_auth(token).json(&body).send().await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    async fn users(&self, count: u32) -> anyhow::Result<Vec<String>> {
+        let mut tokens = Vec::with_capacity(count as usize);
+        // The bulk endpoint takes at most 20,000 users per call.
+        for chunk in 0..count.div_ceil(20_000) {
+            let prefix = format!("bench{}_{chunk}_", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+            let n = (count - chunk * 20_000).min(20_000);
+            let (status, body) =
+                self.post("/admin/v1/users/bulk", &self.admin.clone(), json!({"prefix": prefix, "count": n})).await?;
+            anyhow::ensure!(status == 201, "bulk users: {status} {body}");
+            tokens.extend(
+                body["users"].as_array().into_iter().flatten().filter_map(|u| u["token"].as_str().map(str::to_owned)),
+            );
+        }
+        Ok(tokens)
+    }
+
+    async fn sale(&self, stock: i32) -> anyhow::Result<i64> {
+        let now = Utc::now();
+        let goods = json!({"name": "Benchmark", "price_cents": 100, "seckill_price_cents": 1, "stock": stock,
+            "start_at": now - chrono::Duration::minutes(1), "end_at": now + chrono::Duration::hours(1)});
+        let (status, body) = self.post("/admin/v1/goods", &self.admin.clone(), goods).await?;
+        anyhow::ensure!(status == 201, "create goods: {status} {body}");
+        let goods_id = body["goods_id"].as_i64().unwrap_or_default();
+        let (status, body) =
+            self.post(&format!("/admin/v1/goods/{goods_id}/warmup"), &self.admin.clone(), json!({})).await?;
+        anyhow::ensure!(status == 200, "warm up: {status} {body}");
+        Ok(goods_id)
+    }
+
+    /// path, then order: the order's status.
+    async fn buy(&self, goods_id: i64, token: &str) -> anyhow::Result<(u16, Value)> {
+        let (status, path) =
+            self.post(&format!("/api/v1/seckill/goods/{goods_id}/path"), token, json!({"captcha": "k6-test"})).await?;
+        if status != 200 {
+            return Ok((status, path));
+        }
+        let path = path["path"].as_str().unwrap_or_default();
+        self.post(&format!("/api/v1/seckill/goods/{goods_id}/{path}/orders"), token, json!({})).await
+    }
+}
