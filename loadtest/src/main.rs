@@ -1,10 +1,12 @@
 //! `loadtest`: benchmarks and checks for Seckill.
 //!
 //! ```text
+//! cargo run --release -p loadtest -- audit --gateway http://127.0.0.1:8080 --wait-drained 60
 //! cargo run --release -p loadtest -- bench drain --orders 50000
 //! cargo run --release -p loadtest -- bench reserve --requests 200000 --concurrency 64
 //! ```
 
+mod audit;
 mod bench;
 mod sandbox;
 
@@ -19,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Asks a running gateway whether any sale broke an invariant; fails if one did.
+    Audit(audit::Args),
     /// Benchmarks (programs that print their figures, not tests).
     #[command(subcommand)]
     Bench(bench::Bench),
@@ -28,6 +32,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     common::telemetry::init("loadtest", common::telemetry::LogFormat::Pretty);
     match Cli::parse().command {
+        Command::Audit(args) => audit::run(args).await,
         Command::Bench(bench) => bench.run().await,
     }
 }
