@@ -1,0 +1,230 @@
+//! docker-compose.yml and scripts/dev-up run the same system: the same programs from the same
+//! build, each with the same `SECKILL_*` settings. Only hosts differ: compose names its services
+//! (postgres, redis, rabbitmq) where scripts/stack.conf, which dev-up reads, says 127.0.0.1.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use yaml_serde::Value;
+
+#[derive(Deserialize)]
+struct Compose {
+    services: BTreeMap<String, Service>,
+}
+
+#[derive(Deserialize)]
+struct Service {
+    build: Option<Value>,
+    image: Option<String>,
+    #[serde(default)]
+    command: Vec<String>,
+    #[serde(default)]
+    environment: BTreeMap<String, Value>,
+    container_name: Option<String>,
+    #[serde(default)]
+    ports: Vec<String>,
+    #[serde(default)]
+    depends_on: BTreeMap<String, Value>,
+}
+
+/// A program's settings, keyed by variable name, in stack.conf's order of programs.
+type Stack = Vec<(String, BTreeMap<String, String>)>;
+
+fn repo_file(path: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(path);
+    fs::read_to_string(&path).unwrap_or_else(|err| panic!("reading {}: {err}", path.display()))
+}
+
+fn compose() -> Compose {
+    let mut value: Value = yaml_serde::from_str(&repo_file("docker-compose.yml")).expect("docker-compose.yml is YAML");
+    value.apply_merge().expect("docker-compose.yml's `<<` merges");
+    yaml_serde::from_value(value).expect("docker-compose.yml has the expected shape")
+}
+
+/// The services built from our Dockerfile: the Seckill programs (the rest are infrastructure).
+fn programs(compose: &Compose) -> BTreeMap<&str, &Service> {
+    compose.services.iter().filter(|(_, service)| service.build.is_some()).map(|(name, s)| (name.as_str(), s)).collect()
+}
+
+/// scripts/stack.conf: `[program]` headers, each followed by its `KEY=value` lines.
+fn stack() -> Stack {
+    let mut programs: Stack = Vec::new();
+    for line in repo_file("scripts/stack.conf").lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix('[').and_then(|rest| rest.strip_suffix(']')) {
+            programs.push((name.to_owned(), BTreeMap::new()));
+        } else if let Some((key, value)) = line.split_once('=').filter(|_| !line.starts_with('#')) {
+            let (program, settings) = programs.last_mut().expect("a setting before any [program] in stack.conf");
+            let previous = settings.insert(key.to_owned(), value.to_owned());
+            assert!(previous.is_none(), "stack.conf sets {key} twice for {program}");
+        }
+    }
+    programs
+}
+
+/// A compose environment value as the container sees it, with `${NAME:-default}` and
+/// `${NAME-default}` taken at their defaults (what `docker compose up` gives with nothing set).
+fn compose_value(key: &str, value: &Value) -> String {
+    let raw = match value {
+        Value::String(text) => text.clone(),
+        Value::Number(number) => number.to_string(),
+        Value::Bool(flag) => flag.to_string(),
+        other => panic!("{key}: not a scalar: {other:?}"),
+    };
+    let mut out = String::new();
+    let mut rest = raw.as_str();
+    while let Some(start) = rest.find('$') {
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        if let Some(after) = rest.strip_prefix("$$") {
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        let end = rest.find('}').unwrap_or_else(|| panic!("{key}: unclosed ${{ in {raw}"));
+        let expression = rest[..end].strip_prefix("${").unwrap_or_else(|| panic!("{key}: write ${{NAME}}, not $NAME"));
+        let default = expression.split_once(":-").or_else(|| expression.split_once('-'));
+        let (_, default) = default.unwrap_or_else(|| panic!("{key}: ${{{expression}}} has no default"));
+        out.push_str(default);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A URL value (`scheme://[user@]host[:port]/...`) split around its host; None if not a URL.
+fn split_at_host(value: &str) -> Option<(&str, &str, &str)> {
+    let authority_start = value.find("://")? + 3;
+    let authority_end = value[authority_start..].find('/').map_or(value.len(), |end| authority_start + end);
+    let host_start =
+        value[authority_start..authority_end].rfind('@').map_or(authority_start, |at| authority_start + at + 1);
+    let host_end = value[host_start..authority_end].find(':').map_or(authority_end, |colon| host_start + colon);
+    Some((&value[..host_start], &value[host_start..host_end], &value[host_end..]))
+}
+
+fn url_host(value: &str) -> Option<&str> {
+    split_at_host(value).map(|(_, host, _)| host)
+}
+
+/// A value with the host of a URL replaced by a placeholder, so both sides compare equal.
+fn without_host(value: &str) -> String {
+    match split_at_host(value) {
+        Some((before, _, after)) => format!("{before}<host>{after}"),
+        None => value.to_owned(),
+    }
+}
+
+#[test]
+fn compose_runs_the_programs_dev_up_starts_from_one_image() {
+    let compose = compose();
+    let programs = programs(&compose);
+    let in_compose: BTreeSet<&str> = programs.keys().copied().collect();
+    let stack = stack();
+    let in_stack: BTreeSet<&str> = stack.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(in_compose, in_stack, "compose services built from the Dockerfile vs scripts/stack.conf programs");
+
+    let images: BTreeSet<Option<&str>> = programs.values().map(|service| service.image.as_deref()).collect();
+    assert_eq!(images.len(), 1, "every program runs the one image: {images:?}");
+    assert!(images.iter().all(Option::is_some), "the shared image is named, so it is built once");
+    for (name, service) in &programs {
+        assert_eq!(service.command, [*name], "compose runs the binary {name} as the {name} service");
+    }
+}
+
+#[test]
+fn every_program_has_the_same_settings_in_both() {
+    let compose = compose();
+    let programs = programs(&compose);
+    let mut differences = Vec::new();
+    for (name, local) in stack() {
+        let Some(service) = programs.get(name.as_str()) else { continue };
+        let in_compose: BTreeMap<&str, String> =
+            service.environment.iter().map(|(key, value)| (key.as_str(), compose_value(key, value))).collect();
+        let keys: BTreeSet<&str> = local.keys().map(String::as_str).chain(in_compose.keys().copied()).collect();
+        for key in keys {
+            let here = local.get(key).map(|value| without_host(value));
+            let there = in_compose.get(key).map(|value| without_host(value));
+            if here != there {
+                differences.push(format!("{name} {key}: stack.conf {here:?}, compose {there:?}"));
+            }
+        }
+    }
+    assert!(differences.is_empty(), "settings differ:\n{}", differences.join("\n"));
+}
+
+#[test]
+fn hosts_are_local_for_dev_up_and_compose_services_waited_for_in_compose() {
+    let compose = compose();
+    let programs = programs(&compose);
+    for (name, local) in stack() {
+        for (key, value) in &local {
+            if let Some(host) = url_host(value) {
+                assert!(matches!(host, "127.0.0.1" | "localhost"), "stack.conf: {name} {key} points at {host}");
+            }
+        }
+        let service = programs[name.as_str()];
+        for (key, value) in &service.environment {
+            let value = compose_value(key, value);
+            if let Some(host) = url_host(&value) {
+                assert!(compose.services.contains_key(host), "compose: {name} {key} names no service: {host}");
+                assert!(service.depends_on.contains_key(host), "compose: {name} uses {host} but does not wait for it");
+            }
+        }
+    }
+}
+
+#[test]
+fn user_service_and_gateway_share_the_jwt_secret() {
+    const KEY: &str = "SECKILL_JWT__SECRET";
+    let stack: BTreeMap<String, BTreeMap<String, String>> = stack().into_iter().collect();
+    assert_eq!(stack["user-service"].get(KEY), stack["gateway"].get(KEY), "stack.conf");
+    let compose = compose();
+    let secret = |service: &str| compose.services[service].environment.get(KEY).map(|value| compose_value(KEY, value));
+    assert_eq!(secret("user-service"), secret("gateway"), "docker-compose.yml");
+}
+
+#[test]
+fn scaled_programs_have_no_fixed_name_or_host_port() {
+    let compose = compose();
+    for (name, service) in programs(&compose) {
+        assert!(service.container_name.is_none(), "{name} has a container_name: `--scale` would clash");
+        if name != "gateway" {
+            assert!(service.ports.is_empty(), "{name} publishes a port: `--scale` would clash");
+        }
+    }
+}
+
+#[test]
+fn dev_up_and_the_image_build_the_same_packages() {
+    fn packages(file: &str) -> BTreeSet<String> {
+        let text = repo_file(file);
+        let build = text
+            .lines()
+            .find(|line| line.contains("cargo build") && line.contains(" -p "))
+            .expect("a cargo build line");
+        let words: Vec<&str> = build.split_whitespace().collect();
+        words.windows(2).filter(|pair| pair[0] == "-p").map(|pair| pair[1].to_owned()).collect()
+    }
+    assert_eq!(packages("scripts/dev-up"), packages("Dockerfile"));
+
+    let dockerfile = repo_file("Dockerfile");
+    let copied =
+        dockerfile.lines().find(|line| line.contains("/out/")).expect("the Dockerfile copies binaries to /out/");
+    for (name, _) in stack() {
+        assert!(copied.split_whitespace().any(|word| word == name), "the image lacks the {name} binary");
+    }
+}
+
+#[test]
+fn compose_values_take_their_defaults_and_hosts_are_ignored() {
+    let value = |text: &str| Value::String(text.to_owned());
+    assert_eq!(compose_value("K", &value("${A:-x}")), "x");
+    assert_eq!(compose_value("K", &value("${A-}")), "");
+    assert_eq!(compose_value("K", &value("p$$w-${B:-y}z")), "p$w-yz");
+    assert_eq!(url_host("amqp://guest:guest@rabbitmq:5672/%2f"), Some("rabbitmq"));
+    assert_eq!(url_host("redis://127.0.0.1:6379"), Some("127.0.0.1"));
+    assert_eq!(url_host("0.0.0.0:7001"), None);
+    assert_eq!(without_host("postgres://postgres@postgres:5432/seckill"), "postgres://postgres@<host>:5432/seckill");
+    assert_eq!(without_host("redis://redis"), "redis://<host>");
+}
