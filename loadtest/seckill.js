@@ -1,0 +1,226 @@
+// The flash sale as its buyers live it, against a running gateway (scripts/dev-up or
+// docker compose up): USERS buyers, already logged in, each try once to buy one of STOCK units.
+// Each buyer solves the captcha (the gateway's test mode), trades the answer for the hidden path,
+// places the order and polls until the order is settled. Then the audit must find every unit
+// sold exactly once.
+//
+//   k6 run loadtest/seckill.js
+//   k6 run -e USERS=500 -e STOCK=50 -e VUS=50 loadtest/seckill.js
+//
+// Parameters (-e NAME=value):
+//   BASE_URL        the gateway                              http://127.0.0.1:8080
+//   USERS           buyers, one iteration each               5000
+//   STOCK           units on sale                            500
+//   VUS             buyers at once                           200
+//   MAX_DURATION    the sale's time limit                    10m
+//   CAPTCHA         the gateway's captcha test answer        k6-test
+//   ADMIN_USER      admin that sets the sale up              admin
+//   ADMIN_PASSWORD                                           seckill-admin
+//   P95_MS          p95 latency limit of each step, in ms    1000
+//   RESULT_WAIT     seconds a buyer polls for its outcome    60
+//   DRAIN_WAIT      seconds the audit waits for the queue    120
+// The defaults match scripts/dev-up and docker-compose.yml. k6 copies setup's data, the buyers'
+// tokens, into every VU: memory grows with USERS × VUS (5000 × 200 takes about 0.4 GB,
+// 20000 × 200 about 1.7 GB).
+//
+// The run fails (k6 exits with 99) unless exactly min(USERS, STOCK) buyers got an order, nobody
+// got two, fewer than 1% of requests failed (409 sold out or duplicate and 429 rate limited are
+// answers, not failures), every step's p95 is under P95_MS, and the audit of the goods, once
+// every ticket is settled, finds no violation and as many orders in the database.
+
+import http from 'k6/http';
+import exec from 'k6/execution';
+import { check, sleep } from 'k6';
+import { Counter, Trend } from 'k6/metrics';
+
+const setting = (name, fallback) => (__ENV[name] ? __ENV[name] : fallback);
+const number = (name, fallback) => {
+  const value = Number(setting(name, fallback));
+  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a whole number, not ${__ENV[name]}`);
+  return value;
+};
+
+const BASE_URL = setting('BASE_URL', 'http://127.0.0.1:8080').replace(/\/$/, '');
+const USERS = number('USERS', 5000);
+const STOCK = number('STOCK', 500);
+const VUS = Math.max(1, Math.min(number('VUS', 200), USERS)); // shared-iterations wants VUs <= iterations
+const MAX_DURATION = setting('MAX_DURATION', '10m');
+const CAPTCHA = setting('CAPTCHA', 'k6-test');
+const ADMIN_USER = setting('ADMIN_USER', 'admin');
+const ADMIN_PASSWORD = setting('ADMIN_PASSWORD', 'seckill-admin');
+const P95_MS = number('P95_MS', 1000);
+const RESULT_WAIT = number('RESULT_WAIT', 60);
+const DRAIN_WAIT = number('DRAIN_WAIT', 120);
+
+const EXPECTED_ORDERS = Math.min(USERS, STOCK);
+const BULK_CHUNK = 10000; // users per bulk call, well under the gateway's limit
+const ATTEMPTS = 5; // tries per buyer when rate limited (429), waiting Retry-After in between
+
+const ordersSucceeded = new Counter('orders_succeeded');
+const soldOut = new Counter('sold_out');
+const duplicates = new Counter('duplicates');
+const rejected = new Counter('rejected'); // no order for another reason; tagged with it
+const timeToResult = new Trend('time_to_result', true); // order request to settled order
+const auditPassed = new Counter('audit_passed');
+
+export const options = {
+  scenarios: {
+    flash_sale: { executor: 'shared-iterations', vus: VUS, iterations: USERS, maxDuration: MAX_DURATION },
+  },
+  setupTimeout: '10m',
+  teardownTimeout: `${DRAIN_WAIT + 60}s`,
+  thresholds: {
+    http_req_failed: ['rate<0.01'],
+    'http_req_duration{step:captcha}': [`p(95)<${P95_MS}`],
+    'http_req_duration{step:path}': [`p(95)<${P95_MS}`],
+    'http_req_duration{step:order}': [`p(95)<${P95_MS}`],
+    'http_req_duration{step:result}': [`p(95)<${P95_MS}`],
+    orders_succeeded: [`count==${EXPECTED_ORDERS}`],
+    duplicates: ['count==0'],
+    // A counter, not a check rate: a threshold on checks that never ran would pass.
+    audit_passed: ['count==1'],
+  },
+};
+
+// Planned answers of the API are not failures in http_req_failed.
+http.setResponseCallback(http.expectedStatuses({ min: 200, max: 202 }, 409, 429));
+
+function adminCall(method, path, body, token, expected) {
+  const headers = { 'Content-Type': 'application/json' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const response = http.request(method, `${BASE_URL}${path}`, body === null ? null : JSON.stringify(body), {
+    headers,
+    tags: { step: 'admin', name: `${method} ${path.replace(/\d+/g, '{id}')}` },
+  });
+  if (response.status !== expected) {
+    throw new Error(`${method} ${path}: expected ${expected}, got ${response.status} ${response.error || response.body}`);
+  }
+  return response.json();
+}
+
+export function setup() {
+  const login = adminCall('POST', '/api/v1/users/login', { username: ADMIN_USER, password: ADMIN_PASSWORD }, null, 200);
+  const admin = login.token;
+  const run = `${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+  const now = Date.now();
+  const goods = adminCall('POST', '/admin/v1/goods', {
+    name: `k6 flash sale ${run}`,
+    description: `${STOCK} units for ${USERS} buyers`,
+    price_cents: 99900,
+    seckill_price_cents: 100,
+    stock: STOCK,
+    start_at: new Date(now - 60 * 1000).toISOString(),
+    end_at: new Date(now + 60 * 60 * 1000).toISOString(),
+  }, admin, 201);
+  adminCall('POST', `/admin/v1/goods/${goods.goods_id}/warmup`, null, admin, 200);
+
+  // Users named k6-<run>-<chunk>-<n>: new ones every run, so nobody has bought before.
+  const tokens = [];
+  for (let chunk = 0; tokens.length < USERS; chunk++) {
+    const count = Math.min(BULK_CHUNK, USERS - tokens.length);
+    const created = adminCall('POST', '/admin/v1/users/bulk', { prefix: `k6-${run}-${chunk}-`, count }, admin, 201);
+    for (const user of created.users) tokens.push(user.token);
+  }
+  console.log(`goods ${goods.goods_id}: ${STOCK} units for ${USERS} buyers, ${VUS} at once`);
+  return { goodsId: goods.goods_id, admin, tokens };
+}
+
+// One buyer per iteration.
+export default function (data) {
+  const token = data.tokens[exec.scenario.iterationInTest];
+  const goods = `${BASE_URL}/api/v1/seckill/goods/${data.goodsId}`;
+  const params = (step, name) => ({
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    tags: { step, name },
+  });
+  for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+    const outcome = tryToBuy(goods, params);
+    if (outcome.retryAfter === undefined) {
+      record(outcome);
+      return;
+    }
+    sleep(Math.min(outcome.retryAfter, 5));
+  }
+  rejected.add(1, { reason: 'rate_limited' });
+}
+
+// captcha → path → order → result. Returns the outcome, or { retryAfter } when rate limited.
+function tryToBuy(goods, params) {
+  const image = http.get(`${goods}/captcha`, params('captcha', 'GET /goods/{id}/captcha'));
+  if (image.status !== 200) return refusal(image);
+  check(image, { 'the captcha is a PNG': (r) => r.headers['Content-Type'] === 'image/png' });
+
+  const path = http.post(`${goods}/path`, JSON.stringify({ captcha: CAPTCHA }), params('path', 'POST /goods/{id}/path'));
+  if (path.status !== 200) return refusal(path);
+
+  const hidden = path.json('path');
+  const order = http.post(`${goods}/${hidden}/orders`, null, params('order', 'POST /goods/{id}/{path}/orders'));
+  if (order.status !== 202) return refusal(order);
+  return awaitResult(goods, params('result', 'GET /goods/{id}/result'), Date.now());
+}
+
+// Polls the result of an accepted ticket until it is settled, backing off up to a second.
+function awaitResult(goods, params, placedAt) {
+  const deadline = placedAt + RESULT_WAIT * 1000;
+  let pause = 0.1;
+  while (Date.now() < deadline) {
+    sleep(pause);
+    pause = Math.min(pause * 2, 1);
+    const response = http.get(`${goods}/result`, params);
+    if (response.status !== 200) continue;
+    const result = response.json();
+    if (result.status === 'queued' || result.status === 'none') continue;
+    timeToResult.add(Date.now() - placedAt);
+    if (result.status === 'success') return { kind: 'succeeded' };
+    if (result.status === 'sold_out') return { kind: 'sold_out' };
+    return { kind: 'rejected', reason: `result_${result.status}` };
+  }
+  return { kind: 'rejected', reason: 'result_timeout' };
+}
+
+// What a non-success answer means for the buyer.
+function refusal(response) {
+  if (response.status === 429) {
+    return { retryAfter: Number(response.headers['Retry-After']) || 1 };
+  }
+  let code = `HTTP_${response.status}`;
+  try {
+    code = response.json('code') || code;
+  } catch (_) {
+    // Not a problem+json body (a proxy, a crash): the status says enough.
+  }
+  if (code === 'SOLD_OUT') return { kind: 'sold_out' };
+  if (code === 'DUPLICATE_ORDER') return { kind: 'duplicate' };
+  return { kind: 'rejected', reason: code };
+}
+
+function record(outcome) {
+  if (outcome.kind === 'succeeded') ordersSucceeded.add(1);
+  else if (outcome.kind === 'sold_out') soldOut.add(1);
+  else if (outcome.kind === 'duplicate') duplicates.add(1);
+  else rejected.add(1, { reason: outcome.reason });
+}
+
+// Waits until every accepted ticket is settled, then audits the goods.
+export function teardown(data) {
+  const path = `/admin/v1/goods/${data.goodsId}/audit`;
+  const deadline = Date.now() + DRAIN_WAIT * 1000;
+  let report = adminCall('GET', path, null, data.admin, 200);
+  while (!report.goods[0].drained && Date.now() < deadline) {
+    sleep(1);
+    report = adminCall('GET', path, null, data.admin, 200);
+  }
+  const goods = report.goods[0];
+  console.log(
+    `audit of goods ${goods.goods_id}: initial ${goods.initial_stock}, db stock ${goods.db_stock}, ` +
+      `redis stock ${goods.redis_stock}, holds ${goods.holds}, orders ${goods.orders}, ` +
+      `duplicates ${goods.duplicates}, oversold ${goods.oversold}, pending tickets ${goods.pending_tickets}`,
+  );
+  for (const violation of goods.violations) console.error(`audit violation: ${violation}`);
+  const passed = check(goods, {
+    'audit: every ticket settled': (g) => g.drained,
+    'audit: no invariant violated': (g) => report.ok && g.violations.length === 0,
+    [`audit: ${EXPECTED_ORDERS} orders in the database`]: (g) => g.orders === EXPECTED_ORDERS,
+  });
+  if (passed) auditPassed.add(1);
+}
