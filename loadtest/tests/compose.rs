@@ -1,6 +1,7 @@
 //! docker-compose.yml and scripts/dev-up run the same system: the same programs from the same
 //! build, each with the same `SECKILL_*` settings. Only hosts differ: compose names its services
 //! (postgres, redis, rabbitmq) where scripts/stack.conf, which dev-up reads, says 127.0.0.1.
+//! And the k6 flash sale's defaults point at that system.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -227,4 +228,21 @@ fn compose_values_take_their_defaults_and_hosts_are_ignored() {
     assert_eq!(url_host("0.0.0.0:7001"), None);
     assert_eq!(without_host("postgres://postgres@postgres:5432/seckill"), "postgres://postgres@<host>:5432/seckill");
     assert_eq!(without_host("redis://redis"), "redis://<host>");
+}
+
+#[test]
+fn the_k6_script_defaults_to_the_stacks_gateway_admin_and_captcha() {
+    let script = repo_file("loadtest/seckill.js");
+    let default = |name: &str| {
+        let start = format!("setting('{name}', '");
+        let from = script.find(&start).unwrap_or_else(|| panic!("seckill.js has no default for {name}")) + start.len();
+        script[from..].split('\'').next().unwrap_or_default().to_owned()
+    };
+    let stack: BTreeMap<String, BTreeMap<String, String>> = stack().into_iter().collect();
+    let (user_service, gateway) = (&stack["user-service"], &stack["gateway"]);
+    assert_eq!(default("ADMIN_USER"), user_service["SECKILL_ADMIN__USERNAME"]);
+    assert_eq!(default("ADMIN_PASSWORD"), user_service["SECKILL_ADMIN__PASSWORD"]);
+    assert_eq!(default("CAPTCHA"), gateway["SECKILL_CAPTCHA__TEST_ANSWER"]);
+    let port = gateway["SECKILL_LISTEN"].rsplit(':').next().unwrap_or_default();
+    assert_eq!(default("BASE_URL"), format!("http://127.0.0.1:{port}"));
 }
