@@ -25,7 +25,9 @@ pub struct Captchas {
 
 impl Captchas {
     /// Captchas stored in `redis`.
-    pub fn new(redis: Pool, keys: Keys, settings: CaptchaSettings) -> Captchas {
+    pub fn new(redis: Pool, keys: Keys, mut settings: CaptchaSettings) -> Captchas {
+        // An empty answer means "unset": `SECKILL_CAPTCHA__TEST_ANSWER=` turns test mode off.
+        settings.test_answer = settings.test_answer.filter(|answer| !answer.trim().is_empty());
         if settings.test_answer.is_some() {
             tracing::warn!(
                 "CAPTCHA TEST MODE IS ON: every captcha accepts a fixed answer. Never run this in production."
