@@ -1,9 +1,11 @@
 //! Snowflake worker ids leased from Redis, so two running processes never share one.
 //!
 //! A lease is `SET {prefix}:snowflake:worker:{id} <token> NX PX <ttl>`, renewed every third of the
-//! TTL by a script that extends the key only if it still holds our token. Ids are issued only
+//! TTL by a script that extends the key only if it still holds our token (or takes it back if
+//! the key vanished with a Redis restart: nobody else can hold it then). Ids are issued only
 //! while the lease is known valid (see [`crate::snowflake::LeaseDeadline`]): if renewals fail for
-//! longer than the TTL, the generator stops rather than risk sharing the id with a newcomer.
+//! longer than the TTL, the generator pauses, and it stops for good if another process took the
+//! id, rather than risk sharing it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,9 +16,16 @@ use deadpool_redis::redis::{self, Script};
 
 use crate::snowflake::{Clock, LeaseDeadline, MAX_WORKER_ID, Snowflake, SnowflakeError, SystemClock};
 
+/// Extends our lease; if the key is gone (Redis restarted empty), takes it back, since nobody
+/// else holds it. Only a key held by another token means the id is lost.
 const RENEW: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
 end
 return 0";
 
@@ -130,6 +139,10 @@ async fn renew(pool: Pool, key: String, token: String, ttl: Duration, deadline: 
         .await;
         match outcome {
             Ok(1) => deadline.store(valid_until(started, ttl), Ordering::Release),
+            Ok(2) => {
+                tracing::warn!(%key, "snowflake worker id lease was gone (Redis lost its data); taken back");
+                deadline.store(valid_until(started, ttl), Ordering::Release);
+            }
             Ok(_) => {
                 deadline.store(0, Ordering::Release);
                 tracing::error!(%key, "snowflake worker id lease lost to another process; no more ids from this one");

@@ -48,3 +48,24 @@ async fn a_million_ids_from_four_leased_generators_are_unique_and_increasing_per
         lease.release().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_lost_with_redis_data_is_taken_back_and_ids_keep_coming() {
+    let redis = common::redis::connect(&SecretString::from("redis://127.0.0.1:6379"), 4).await.unwrap();
+    let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let lease = WorkerLease::acquire(&redis, &prefix, Duration::from_millis(900)).await.unwrap();
+    let ids = lease.snowflake().unwrap();
+    let key = format!("{prefix}:snowflake:worker:{}", lease.worker_id());
+    let mut conn = redis.get().await.unwrap();
+    // Redis restarts empty: the lease key is gone.
+    let _: i64 = deadpool_redis::redis::cmd("DEL").arg(&key).query_async(&mut *conn).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let exists: bool = deadpool_redis::redis::cmd("EXISTS").arg(&key).query_async(&mut *conn).await.unwrap();
+    assert!(exists, "the renewal must take the lease back");
+    assert!(ids.next_id().is_ok(), "ids keep coming once the lease is back");
+    // Another process holding the id is different: then it is lost for good.
+    let _: () = deadpool_redis::redis::cmd("SET").arg(&key).arg("someone-else").query_async(&mut *conn).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(ids.next_id(), Err(common::snowflake::SnowflakeError::LeaseLost));
+    let _: i64 = deadpool_redis::redis::cmd("DEL").arg(&key).query_async(&mut *conn).await.unwrap();
+}

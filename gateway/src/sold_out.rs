@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -13,9 +14,25 @@ use secrecy::{ExposeSecret, SecretString};
 #[derive(Debug, Default)]
 pub struct SoldOutFlags {
     goods: RwLock<HashSet<i64>>,
+    /// Bumped by every clear. A "sold out" answer only sets the flag if no restock was seen
+    /// since its call began: a restock that overtook the answer must not be undone by it.
+    epoch: AtomicU64,
 }
 
 impl SoldOutFlags {
+    /// The epoch to pass to [`SoldOutFlags::mark_unless_restocked`], read before the call.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Marks `goods_id` sold out, unless a restock was seen since `epoch`.
+    pub fn mark_unless_restocked(&self, goods_id: i64, epoch: u64) {
+        let mut goods = self.goods.write().unwrap_or_else(|p| p.into_inner());
+        if self.epoch.load(Ordering::Acquire) == epoch {
+            goods.insert(goods_id);
+        }
+    }
+
     /// Whether `goods_id` is known to be sold out.
     pub fn is_sold_out(&self, goods_id: i64) -> bool {
         self.goods.read().unwrap_or_else(|p| p.into_inner()).contains(&goods_id)
@@ -28,12 +45,16 @@ impl SoldOutFlags {
 
     /// Clears one flag.
     pub fn clear(&self, goods_id: i64) {
-        self.goods.write().unwrap_or_else(|p| p.into_inner()).remove(&goods_id);
+        let mut goods = self.goods.write().unwrap_or_else(|p| p.into_inner());
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        goods.remove(&goods_id);
     }
 
     /// Clears every flag (after missing notifications: the next attempt asks again).
     pub fn clear_all(&self) {
-        self.goods.write().unwrap_or_else(|p| p.into_inner()).clear();
+        let mut goods = self.goods.write().unwrap_or_else(|p| p.into_inner());
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        goods.clear();
     }
 
     /// Follows the restock channel until the process ends, reconnecting after failures.
@@ -78,5 +99,16 @@ mod tests {
         assert!(flags.is_sold_out(1) && !flags.is_sold_out(2));
         flags.clear(1);
         assert!(!flags.is_sold_out(1));
+    }
+
+    #[test]
+    fn a_sold_out_answer_overtaken_by_a_restock_does_not_set_the_flag() {
+        let flags = SoldOutFlags::default();
+        let before_call = flags.epoch();
+        flags.clear(3); // the restock arrives while the call is in flight
+        flags.mark_unless_restocked(3, before_call);
+        assert!(!flags.is_sold_out(3));
+        flags.mark_unless_restocked(3, flags.epoch());
+        assert!(flags.is_sold_out(3));
     }
 }

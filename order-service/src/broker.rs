@@ -209,6 +209,12 @@ impl Publisher {
 
     /// Publishes one persistent order message (message id = ticket) and waits for the confirm.
     pub async fn publish(&self, message: &OrderMessage) -> Result<(), PublishError> {
+        self.publish_within(message, None).await
+    }
+
+    /// [`Publisher::publish`], waiting at most `patience` (if shorter than the confirm timeout).
+    pub async fn publish_within(&self, message: &OrderMessage, patience: Option<Duration>) -> Result<(), PublishError> {
+        let timeout = patience.map_or(self.confirm_timeout, |patience| patience.min(self.confirm_timeout));
         let payload = serde_json::to_vec(message).map_err(|e| PublishError::Refused(e.to_string()))?;
         let channel = self.channel().await?;
         let properties = BasicProperties::default()
@@ -216,7 +222,7 @@ impl Publisher {
             .with_content_type(ShortString::from("application/json"))
             .with_delivery_mode(2); // persistent
         let options = BasicPublishOptions { mandatory: true, ..Default::default() };
-        let confirmed = tokio::time::timeout(self.confirm_timeout, async {
+        let confirmed = tokio::time::timeout(timeout, async {
             let confirm = channel
                 .basic_publish(
                     self.topology.exchange.as_str().into(),
@@ -230,7 +236,7 @@ impl Publisher {
             confirm.await.map_err(|e| PublishError::Unreachable(e.to_string()))
         })
         .await
-        .map_err(|_| PublishError::Unconfirmed(self.confirm_timeout))??;
+        .map_err(|_| PublishError::Unconfirmed(timeout))??;
         match confirmed {
             lapin::Confirmation::Ack(None) => Ok(()),
             lapin::Confirmation::Ack(Some(_)) => Err(PublishError::Refused("unroutable".into())),

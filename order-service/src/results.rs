@@ -16,6 +16,24 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], 'q:' .. ARGV[2])
 return 1";
 
+/// Records final outcomes of one goods without ever hiding a newer ticket's outcome: a success
+/// overwrites anything but another ticket's success; a failure only writes over nothing or over
+/// its own ticket's entry (a late redelivery of an old, failed ticket must not cover the user's
+/// later order). ARGV: user id, ticket, value, user id, ticket, value, ...
+const RECORD: &str = r"
+for i = 1, #ARGV, 3 do
+  local current = redis.call('HGET', KEYS[1], ARGV[i])
+  local own = current and string.sub(current, 3, 38) == ARGV[i + 1]
+  local write = (not current) or own
+  if not write and string.sub(ARGV[i + 2], 1, 1) == 's' then
+    write = string.sub(current, 1, 1) ~= 's'
+  end
+  if write then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+  end
+end
+return 0";
+
 /// A final outcome to record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -40,12 +58,13 @@ pub struct Results {
     redis: Pool,
     prefix: String,
     mark_queued: Script,
+    record: Script,
 }
 
 impl Results {
     /// A store under `prefix` (the same prefix as the sale state, so keys share its hash tag).
     pub fn new(redis: Pool, prefix: impl Into<String>) -> Results {
-        Results { redis, prefix: prefix.into(), mark_queued: Script::new(MARK_QUEUED) }
+        Results { redis, prefix: prefix.into(), mark_queued: Script::new(MARK_QUEUED), record: Script::new(RECORD) }
     }
 
     fn key(&self, goods_id: i64) -> String {
@@ -65,21 +84,26 @@ impl Results {
         Ok(())
     }
 
-    /// Records final outcomes, all in one round trip.
+    /// Records final outcomes: one script call per goods (a batch is usually one goods).
     pub async fn record(&self, outcomes: &[(i64, i64, Uuid, Outcome)]) -> redis::RedisResult<()> {
-        if outcomes.is_empty() {
-            return Ok(());
-        }
-        let mut pipe = redis::pipe();
-        for (goods_id, user_id, ticket, outcome) in outcomes {
-            let value = match outcome {
-                Outcome::Success(order_id) => format!("s:{ticket}:{order_id}"),
-                Outcome::Failed(reason) => format!("f:{ticket}:{reason}"),
-            };
-            pipe.hset(self.key(*goods_id), user_id, value).ignore();
+        let mut by_goods: std::collections::BTreeMap<i64, Vec<&(i64, i64, Uuid, Outcome)>> = Default::default();
+        for outcome in outcomes {
+            by_goods.entry(outcome.0).or_default().push(outcome);
         }
         let mut conn = self.redis.get().await.map_err(to_redis)?;
-        pipe.query_async(&mut *conn).await
+        for (goods_id, outcomes) in by_goods {
+            let key = self.key(goods_id);
+            let mut invocation = self.record.key(&key);
+            for (_, user_id, ticket, outcome) in outcomes {
+                let value = match outcome {
+                    Outcome::Success(order_id) => format!("s:{ticket}:{order_id}"),
+                    Outcome::Failed(reason) => format!("f:{ticket}:{reason}"),
+                };
+                invocation.arg(*user_id).arg(ticket.to_string()).arg(value);
+            }
+            let _: i64 = invocation.invoke_async(&mut *conn).await?;
+        }
+        Ok(())
     }
 
     /// Every entry of a goods: the tickets still queued, and how many failed.

@@ -2,7 +2,10 @@
 
 use common::contracts::Actor;
 use common::contracts::order::{OrderAudit, OrderError, OrderMessage, OrderResult, OrderService, OrderView, Ticket};
-use common::contracts::stock::{ReleaseScope, ReserveOutcome, StockError, StockServiceClient};
+use common::contracts::stock::{ReleaseOutcome, ReleaseScope, ReserveOutcome, StockError, StockServiceClient};
+use std::sync::Arc;
+use std::time::Duration;
+
 use rpc::Transport;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -11,18 +14,77 @@ use crate::broker::Publisher;
 use crate::results::Results;
 use crate::store;
 
-/// The order service.
+/// The order service. Cheap to clone (its parts are handles).
 pub struct Orders<T> {
     pool: PgPool,
     stock: StockServiceClient<T>,
-    publisher: Publisher,
+    publisher: Arc<Publisher>,
     results: Results,
 }
 
-impl<T: Transport> Orders<T> {
+impl<T: Clone> Clone for Orders<T> {
+    fn clone(&self) -> Self {
+        Orders {
+            pool: self.pool.clone(),
+            stock: self.stock.clone(),
+            publisher: self.publisher.clone(),
+            results: self.results.clone(),
+        }
+    }
+}
+
+/// Time kept back from the caller's deadline for answering it.
+const ANSWER_MARGIN: Duration = Duration::from_millis(100);
+
+impl<T: Transport + Clone> Orders<T> {
     /// The service over its dependencies.
     pub fn new(pool: PgPool, stock: StockServiceClient<T>, publisher: Publisher, results: Results) -> Self {
-        Orders { pool, stock, publisher, results }
+        Orders { pool, stock, publisher: Arc::new(publisher), results }
+    }
+
+    /// Reserve, publish, confirm, and on failure release: always all of it, so that a unit taken
+    /// ends either behind a queued ticket or back on sale.
+    async fn place_to_completion(
+        &self,
+        user_id: i64,
+        goods_id: i64,
+        budget: Option<Duration>,
+    ) -> Result<Ticket, OrderError> {
+        let ticket = Uuid::new_v4();
+        let price_cents = match self.stock.reserve(goods_id, user_id, ticket).await.map_err(stock_failure)? {
+            ReserveOutcome::Reserved { price_cents, .. } => price_cents,
+            ReserveOutcome::Duplicate => return Err(OrderError::Duplicate),
+            ReserveOutcome::SoldOut => return Err(OrderError::SoldOut),
+            ReserveOutcome::NotStarted { starts_at } => return Err(OrderError::NotStarted { starts_at }),
+            ReserveOutcome::Ended => return Err(OrderError::Ended),
+        };
+        let message = OrderMessage { ticket, user_id, goods_id, price_cents };
+        // Wait for the confirm no longer than the caller waits for us.
+        let patience = budget.map(|left| left.saturating_sub(ANSWER_MARGIN).max(ANSWER_MARGIN));
+        if let Err(err) = self.publisher.publish_within(&message, patience).await {
+            // Nothing is accepted unless the broker has it: give the unit back.
+            tracing::warn!(%ticket, %err, "order message not confirmed; releasing the reservation");
+            match self.stock.release(goods_id, user_id, ticket, ReleaseScope::Unclaimed).await {
+                Ok(ReleaseOutcome::Released) => {}
+                // A worker already claimed it: the broker did store the message after all.
+                Ok(ReleaseOutcome::NotHeld) => return Ok(self.queued(ticket, user_id, goods_id).await),
+                // The reconciler releases it after its grace period.
+                Err(release) => tracing::error!(%ticket, %release, "release failed; the reconciler will release it"),
+            }
+            metrics::counter!("orders_placed_total", "outcome" => "unconfirmed").increment(1);
+            return Err(OrderError::Unavailable(
+                "the order queue did not confirm; nothing was taken, try again".into(),
+            ));
+        }
+        Ok(self.queued(ticket, user_id, goods_id).await)
+    }
+
+    async fn queued(&self, ticket: Uuid, user_id: i64, goods_id: i64) -> Ticket {
+        if let Err(err) = self.results.mark_queued(goods_id, user_id, ticket).await {
+            tracing::warn!(%ticket, %err, "could not mark the ticket queued; polling falls back to PostgreSQL");
+        }
+        metrics::counter!("orders_placed_total", "outcome" => "queued").increment(1);
+        Ticket { ticket, user_id, goods_id }
     }
 }
 
@@ -43,34 +105,15 @@ fn database_failure(err: sqlx::Error) -> OrderError {
     OrderError::Unavailable("database unavailable".into())
 }
 
-impl<T: Transport> OrderService for Orders<T> {
+impl<T: Transport + Clone> OrderService for Orders<T> {
     async fn place(&self, user_id: i64, goods_id: i64) -> Result<Ticket, OrderError> {
-        let ticket = Uuid::new_v4();
-        let price_cents = match self.stock.reserve(goods_id, user_id, ticket).await.map_err(stock_failure)? {
-            ReserveOutcome::Reserved { price_cents, .. } => price_cents,
-            ReserveOutcome::Duplicate => return Err(OrderError::Duplicate),
-            ReserveOutcome::SoldOut => return Err(OrderError::SoldOut),
-            ReserveOutcome::NotStarted { starts_at } => return Err(OrderError::NotStarted { starts_at }),
-            ReserveOutcome::Ended => return Err(OrderError::Ended),
-        };
-        let message = OrderMessage { ticket, user_id, goods_id, price_cents };
-        if let Err(err) = self.publisher.publish(&message).await {
-            // Nothing is accepted unless the broker has it: give the unit back. Should this
-            // release fail too, the reconciler releases the orphan after its grace period.
-            tracing::warn!(%ticket, %err, "order message not confirmed; releasing the reservation");
-            metrics::counter!("orders_placed_total", "outcome" => "unconfirmed").increment(1);
-            if let Err(release) = self.stock.release(goods_id, user_id, ticket, ReleaseScope::Unclaimed).await {
-                tracing::error!(%ticket, %release, "release failed; the reconciler will release it");
-            }
-            return Err(OrderError::Unavailable(
-                "the order queue did not confirm; nothing was taken, try again".into(),
-            ));
-        }
-        if let Err(err) = self.results.mark_queued(goods_id, user_id, ticket).await {
-            tracing::warn!(%ticket, %err, "could not mark the ticket queued; polling falls back to PostgreSQL");
-        }
-        metrics::counter!("orders_placed_total", "outcome" => "queued").increment(1);
-        Ok(Ticket { ticket, user_id, goods_id })
+        // A task of its own: if the caller gives up (its Cancel aborts this handler), the
+        // reservation still ends queued or released, never half-way.
+        let this = self.clone();
+        let ctx = rpc::Context::current();
+        let placing =
+            tokio::spawn(ctx.scope(async move { this.place_to_completion(user_id, goods_id, ctx.remaining()).await }));
+        placing.await.unwrap_or_else(|_| Err(OrderError::Unavailable("placing the order failed".into())))
     }
 
     async fn result(&self, user_id: i64, goods_id: i64) -> Result<OrderResult, OrderError> {

@@ -48,6 +48,8 @@ pub struct BrokerSettings {
     /// Prefix of the exchange and queue names (`seckill` → `seckill.orders`, ...).
     pub prefix: String,
     /// Deliveries of one message before the broker dead-letters it (quorum queue delivery limit).
+    /// With the workers' backoff (up to 8 s between attempts) 20 rides out a couple of minutes
+    /// of a dependency being down.
     pub delivery_limit: u32,
     /// How long `place` waits for the broker's confirm before giving the unit back.
     #[serde(with = "humantime_serde")]
@@ -106,7 +108,7 @@ impl Default for BrokerSettings {
         BrokerSettings {
             url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
             prefix: "seckill".into(),
-            delivery_limit: 5,
+            delivery_limit: 20,
             confirm_timeout: Duration::from_secs(5),
         }
     }

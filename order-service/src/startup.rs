@@ -123,6 +123,7 @@ impl WorkerApplication {
             writer: Writer::new(deps.pool.clone(), deps.stock.clone(), ids),
             stock: deps.stock.clone(),
             results: results.clone(),
+            backoff: Default::default(),
         });
         let mut tasks = vec![tokio::spawn(worker.run(shutdown.clone()))];
         if settings.reconciler.enabled {

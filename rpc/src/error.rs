@@ -59,6 +59,9 @@ pub enum TransportError {
     /// The caller asked for an endpoint that the client does not know or that has no nodes.
     #[error("no endpoint available for service {0}")]
     NoEndpoint(String),
+    /// The connection closed before the request was written to it: the server never saw it.
+    #[error("not sent: {0}")]
+    NotSent(String),
 }
 
 /// A failure reported by the server with a non-application status.
@@ -76,7 +79,9 @@ impl<E> Error<E> {
     pub fn not_executed(&self) -> bool {
         match self {
             Error::Overloaded => true,
-            Error::Transport(TransportError::Connect { .. } | TransportError::NoEndpoint(_)) => true,
+            Error::Transport(
+                TransportError::Connect { .. } | TransportError::NoEndpoint(_) | TransportError::NotSent(_),
+            ) => true,
             Error::Remote(remote) => matches!(
                 remote.status,
                 Status::ShuttingDown | Status::UnknownService | Status::UnknownMethod | Status::BadRequest
@@ -89,6 +94,8 @@ impl<E> Error<E> {
     /// count these; application errors and codec errors are the caller's business, not the node's).
     pub fn is_node_failure(&self) -> bool {
         match self {
+            // A request that was never sent says nothing about the node (an idle close, a GoAway).
+            Error::Transport(TransportError::NotSent(_)) => false,
             Error::Transport(_) | Error::Timeout | Error::Overloaded => true,
             Error::Remote(remote) => {
                 matches!(remote.status, Status::Internal | Status::ShuttingDown | Status::DeadlineExceeded)

@@ -184,6 +184,24 @@ async fn a_request_whose_deadline_already_passed_is_not_run() {
 }
 
 #[tokio::test]
+async fn a_request_id_already_in_flight_is_refused() {
+    let (server, counters) = spawn_lab(ServerConfig::default()).await;
+    let mut socket = TcpStream::connect(server.local_addr()).await.unwrap();
+    let mut out = BytesMut::new();
+    for _ in 0..2 {
+        let body = rpc::Codec::Postcard.encode(&(300u64,)).unwrap();
+        let metadata = Metadata::request("Lab", "hold", Some(10_000_000), 0);
+        Frame { kind: Kind::Request, codec: 1, status: Status::Ok, id: 5, metadata, body }.encode(&mut out);
+    }
+    socket.write_all(&out).await.unwrap();
+    let first = read_frame(&mut socket).await;
+    assert_eq!((first.id, first.status), (5, Status::BadRequest), "the duplicate is refused at once");
+    assert_eq!(counters.started.load(Ordering::SeqCst), 1, "only the first one runs");
+    drop(socket);
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn an_idle_connection_is_closed_by_the_server_and_reopened_on_demand() {
     let (server, _) = spawn_lab(ServerConfig { idle_timeout: Duration::from_millis(200), ..Default::default() }).await;
     let lab = client(server.local_addr(), ClientConfig { connections: 1, ..Default::default() });

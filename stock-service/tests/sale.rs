@@ -171,6 +171,12 @@ async fn release_is_idempotent_and_claims_protect_reservations() {
     assert!(sale.client.stale_reservations(goods, i64::MAX).await.unwrap().is_empty(), "claimed holds are not stale");
     assert_eq!(sale.client.release(goods, 2, bob, ReleaseScope::AnyHold).await, Ok(ReleaseOutcome::Released));
     assert_eq!(sale.client.stock_level(goods).await.unwrap().redis_stock, Some(1));
+    // Discard drops a hold without putting a unit back (the database refused the order).
+    let carol = Uuid::new_v4();
+    assert!(matches!(sale.client.reserve(goods, 3, carol).await, Ok(ReserveOutcome::Reserved { .. })));
+    assert_eq!(sale.client.release(goods, 3, carol, ReleaseScope::Discard).await, Ok(ReleaseOutcome::Released));
+    let level = sale.client.stock_level(goods).await.unwrap();
+    assert_eq!((level.redis_stock, level.holds), (Some(0), 0));
     sale.finish().await;
 }
 

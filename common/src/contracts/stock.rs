@@ -81,6 +81,9 @@ pub enum ReleaseScope {
     Unclaimed,
     /// Also a claimed one (a worker gave up on its order).
     AnyHold,
+    /// Removes a hold (claimed or not) WITHOUT putting its unit back on sale: for an order the
+    /// database stock guard refused, whose unit PostgreSQL does not have.
+    Discard,
 }
 
 /// What `release` did.

@@ -88,11 +88,12 @@ pub async fn place_order(
         return Err(Problem::bad_path());
     }
     state.counters.place_call();
+    let epoch = state.sold_out.epoch();
     match state.orders.place(user_id, goods_id).await {
         Ok(ticket) => Ok(HttpResponse::Accepted().json(TicketBody { ticket: ticket.ticket, status: "queued" })),
         Err(rpc::Error::Application(err)) => Err(match err {
             OrderError::SoldOut => {
-                state.sold_out.mark(goods_id);
+                state.sold_out.mark_unless_restocked(goods_id, epoch);
                 Problem::sold_out()
             }
             OrderError::Duplicate => Problem::duplicate_order(),

@@ -44,6 +44,27 @@ pub struct Worker<T> {
     pub stock: StockServiceClient<T>,
     /// Records outcomes for polling.
     pub results: Results,
+    /// Pause before handing back a batch that failed for a transient reason.
+    pub backoff: TransientBackoff,
+}
+
+/// Exponential pause after consecutive transient failures: a dependency that restarts must not
+/// burn every message's delivery limit in seconds (each requeue counts one delivery).
+#[derive(Debug, Default)]
+pub struct TransientBackoff {
+    failures: std::sync::atomic::AtomicU32,
+}
+
+impl TransientBackoff {
+    /// Records a failure and returns how long to wait: 250 ms doubling up to 8 s.
+    fn failed(&self) -> Duration {
+        let n = self.failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed).min(5);
+        Duration::from_millis(250 << n)
+    }
+
+    fn succeeded(&self) {
+        self.failures.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl<T: Transport> Worker<T> {
@@ -150,6 +171,7 @@ impl<T: Transport> Worker<T> {
         }
         match self.writer.write(&unique).await {
             Ok(verdicts) => {
+                self.backoff.succeeded();
                 let settlement = Settlement::new(&unique, verdicts, messages.into_iter().map(|(_, d)| d).collect());
                 match settler {
                     Some(settler) => {
@@ -161,12 +183,14 @@ impl<T: Transport> Worker<T> {
                 }
             }
             Err(WriteError::Transient(err)) => {
-                tracing::warn!(%err, batch = unique.len(), "batch not written; it will be redelivered");
+                let pause = self.backoff.failed();
+                tracing::warn!(%err, batch = unique.len(), ?pause, "batch not written; it will be redelivered");
+                tokio::time::sleep(pause).await;
                 for (message, delivery) in &messages {
                     self.retry_or_give_up(message, delivery, &err).await;
                 }
             }
-            Err(WriteError::Refused(err)) => {
+            Err(WriteError::Refused(err) | WriteError::SoldOutInDatabase(err)) => {
                 tracing::warn!(%err, batch = unique.len(), "batch refused; writing its messages one by one");
                 for (message, delivery) in messages {
                     self.process_one(&message, delivery).await;
@@ -180,15 +204,31 @@ impl<T: Transport> Worker<T> {
     async fn process_one(&self, message: &OrderMessage, delivery: Delivery) {
         match self.writer.write(std::slice::from_ref(message)).await {
             Ok(verdicts) => self.settle(Settlement::new(std::slice::from_ref(message), verdicts, vec![delivery])).await,
-            Err(WriteError::Transient(err)) => self.retry_or_give_up(message, &delivery, &err).await,
+            Err(WriteError::Transient(err)) => {
+                tokio::time::sleep(self.backoff.failed()).await;
+                self.retry_or_give_up(message, &delivery, &err).await
+            }
             Err(WriteError::Refused(err)) => self.give_up(message, &delivery, &err).await,
+            Err(WriteError::SoldOutInDatabase(err)) => {
+                // Not poison: the database simply has no unit for it. The hold goes without
+                // putting a unit back on sale (PostgreSQL does not have it), and the message is done.
+                tracing::error!(ticket = %message.ticket, %err, "no unit left in the database for this order");
+                let refused = Verdict::Refused { reason: "sold out".into(), release: Some(ReleaseScope::Discard) };
+                self.settle(Settlement::new(std::slice::from_ref(message), vec![refused], vec![delivery])).await
+            }
         }
     }
 
     /// Releases the units of refused orders, records every outcome, then acknowledges.
     async fn settle(&self, settlement: Settlement) {
-        for message in &settlement.releases {
-            self.release(message).await;
+        for (message, scope) in &settlement.releases {
+            // A failed release is retried by the message's redelivery: hand the batch back.
+            if !self.release(message, *scope).await {
+                for delivery in &settlement.deliveries {
+                    requeue(delivery).await;
+                }
+                return;
+            }
         }
         if let Err(err) = self.results.record(&settlement.outcomes).await {
             // The orders are committed; polling falls back to PostgreSQL.
@@ -209,17 +249,36 @@ impl<T: Transport> Worker<T> {
         if deliveries_so_far(delivery) + 1 >= self.topology.delivery_limit {
             return self.give_up(message, delivery, err).await;
         }
-        let requeue = BasicNackOptions { requeue: true, ..Default::default() };
-        if let Err(nack) = delivery.acker.nack(requeue).await {
-            tracing::warn!(%nack, "nack failed; the broker redelivers on reconnect");
-        }
+        requeue(delivery).await;
     }
 
     /// The message will never be written: give its unit back, record the failure, dead-letter it.
+    /// Unless an earlier delivery did write it (committed, then crashed before the ack): then it
+    /// is a success. When that cannot be checked, or the unit cannot be given back, the message
+    /// goes back to the queue rather than leave a unit stuck or a written order "failed".
     async fn give_up(&self, message: &OrderMessage, delivery: &Delivery, err: &str) {
+        match self.writer.existing_order(message.ticket).await {
+            Ok(Some(order_id)) => {
+                let written = [(message.goods_id, message.user_id, message.ticket, Outcome::Success(order_id))];
+                if let Err(err) = self.results.record(&written).await {
+                    tracing::warn!(%err, "could not record the result in Redis");
+                }
+                if let Err(err) = delivery.acker.ack(BasicAckOptions::default()).await {
+                    tracing::warn!(%err, "ack failed; the message will be redelivered and found written");
+                }
+                return;
+            }
+            Ok(None) => {}
+            Err(check) => {
+                tracing::warn!(ticket = %message.ticket, %check, "cannot tell whether the order exists; requeueing");
+                return requeue(delivery).await;
+            }
+        }
+        if !self.release(message, ReleaseScope::AnyHold).await {
+            return requeue(delivery).await;
+        }
         tracing::error!(ticket = %message.ticket, %err, "order cannot be written: dead-lettering it");
         metrics::counter!("order_messages_total", "outcome" => "dead_lettered").increment(1);
-        self.release(message).await;
         let failed =
             [(message.goods_id, message.user_id, message.ticket, Outcome::Failed("order could not be written".into()))];
         if let Err(err) = self.results.record(&failed).await {
@@ -228,11 +287,14 @@ impl<T: Transport> Worker<T> {
         reject(delivery).await;
     }
 
-    async fn release(&self, message: &OrderMessage) {
-        let released =
-            self.stock.release(message.goods_id, message.user_id, message.ticket, ReleaseScope::AnyHold).await;
-        if let Err(err) = released {
-            tracing::error!(ticket = %message.ticket, %err, "could not release the unit of a refused order");
+    /// Undoes a hold; whether that is now certain (released, or nothing was held).
+    async fn release(&self, message: &OrderMessage, scope: ReleaseScope) -> bool {
+        match self.stock.release(message.goods_id, message.user_id, message.ticket, scope).await {
+            Ok(_) => true,
+            Err(err) => {
+                tracing::error!(ticket = %message.ticket, %err, "could not release the unit of a refused order");
+                false
+            }
         }
     }
 }
@@ -240,7 +302,7 @@ impl<T: Transport> Worker<T> {
 /// What remains to do for a written batch: releases, results, the ack.
 pub struct Settlement {
     outcomes: Vec<(i64, i64, Uuid, Outcome)>,
-    releases: Vec<OrderMessage>,
+    releases: Vec<(OrderMessage, ReleaseScope)>,
     deliveries: Vec<Delivery>,
 }
 
@@ -256,8 +318,8 @@ impl Settlement {
                 }
                 Verdict::Refused { reason, release } => {
                     metrics::counter!("order_messages_total", "outcome" => "refused").increment(1);
-                    if release {
-                        releases.push(message.clone());
+                    if let Some(scope) = release {
+                        releases.push((message.clone(), scope));
                     }
                     Outcome::Failed(reason)
                 }
@@ -265,6 +327,14 @@ impl Settlement {
             outcomes.push((message.goods_id, message.user_id, message.ticket, outcome));
         }
         Settlement { outcomes, releases, deliveries }
+    }
+}
+
+/// Hands a message back to the queue (it counts one delivery).
+async fn requeue(delivery: &Delivery) {
+    let requeue = BasicNackOptions { requeue: true, ..Default::default() };
+    if let Err(err) = delivery.acker.nack(requeue).await {
+        tracing::warn!(%err, "nack failed; the broker redelivers on reconnect");
     }
 }
 

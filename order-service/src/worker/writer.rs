@@ -9,11 +9,11 @@
 //! COMMIT                                       -- only then are the messages acknowledged
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use common::contracts::order::OrderMessage;
-use common::contracts::stock::{ClaimOutcome, StockServiceClient};
+use common::contracts::stock::{ClaimOutcome, ReleaseScope, StockServiceClient};
 use common::snowflake::Snowflake;
 use rpc::Transport;
 use sqlx::PgPool;
@@ -26,13 +26,13 @@ use crate::store;
 pub enum Verdict {
     /// The order exists (written now, or by an earlier delivery of the same message).
     Written(i64),
-    /// No order. `release` says whether the message's unit must be given back (it still holds
-    /// one); a lost reservation holds nothing.
+    /// No order. `release` says how the message's hold must be undone, if it still holds one
+    /// (a lost reservation holds nothing).
     Refused {
         /// Why, for the buyer's result.
         reason: String,
-        /// Whether to release the reservation.
-        release: bool,
+        /// How to undo the hold, if at all.
+        release: Option<ReleaseScope>,
     },
 }
 
@@ -42,10 +42,13 @@ pub enum WriteError {
     /// A dependency is down or timed out: the same batch may well work later.
     #[error("transient: {0}")]
     Transient(String),
-    /// Some message cannot be written (a constraint or data error), or the stock guard failed:
-    /// write the messages one by one to find out which.
+    /// Some message cannot be written (a constraint or data error): write the messages one by
+    /// one to find out which.
     #[error("batch refused: {0}")]
     Refused(String),
+    /// The database stock guard refused: PostgreSQL has fewer units than Redis handed out.
+    #[error("stock guard: {0}")]
+    SoldOutInDatabase(String),
 }
 
 impl From<sqlx::Error> for WriteError {
@@ -94,7 +97,9 @@ impl<T: Transport> Writer<T> {
             }
         }
         let inserted = store::insert_orders(&mut tx, &to_insert).await?;
-        let mut per_goods: HashMap<i64, i64> = HashMap::new();
+        // Row locks in goods order, like the advisory locks: two batches never wait on each other
+        // crosswise.
+        let mut per_goods: BTreeMap<i64, i64> = BTreeMap::new();
         for (_, _, goods_id) in &inserted {
             *per_goods.entry(*goods_id).or_default() += 1;
         }
@@ -102,7 +107,7 @@ impl<T: Transport> Writer<T> {
             if !store::take_stock(&mut tx, *goods_id, *n).await? {
                 // Redis let more through than PostgreSQL has: never commit that.
                 tracing::error!(goods_id, n, "stock guard refused a batch: Redis and PostgreSQL disagree");
-                return Err(WriteError::Refused(format!("stock guard: goods {goods_id} has fewer than {n} units")));
+                return Err(WriteError::SoldOutInDatabase(format!("goods {goods_id} has fewer than {n} units")));
             }
         }
         let mut written: HashMap<Uuid, i64> = inserted.into_iter().map(|(ticket, id, _)| (ticket, id)).collect();
@@ -114,6 +119,12 @@ impl<T: Transport> Writer<T> {
         }
         tx.commit().await?;
         Ok(messages.iter().map(|message| verdict(message, &claims, &written)).collect())
+    }
+
+    /// The order written for `ticket`, if any (an earlier delivery may have committed it).
+    pub async fn existing_order(&self, ticket: Uuid) -> sqlx::Result<Option<i64>> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(store::ids_by_ticket(&mut conn, &[ticket]).await?.first().map(|(_, id)| *id))
     }
 
     async fn claim(&self, messages: &[OrderMessage], goods: &[i64]) -> Result<HashMap<Uuid, ClaimOutcome>, WriteError> {
@@ -134,11 +145,11 @@ impl<T: Transport> Writer<T> {
 
 fn verdict(message: &OrderMessage, claims: &HashMap<Uuid, ClaimOutcome>, written: &HashMap<Uuid, i64>) -> Verdict {
     if claims.get(&message.ticket) == Some(&ClaimOutcome::Lost) {
-        return Verdict::Refused { reason: "reservation lost".into(), release: false };
+        return Verdict::Refused { reason: "reservation lost".into(), release: None };
     }
     match written.get(&message.ticket) {
         Some(id) => Verdict::Written(*id),
         // Claimed, yet the user already has an order under another ticket.
-        None => Verdict::Refused { reason: "already ordered".into(), release: true },
+        None => Verdict::Refused { reason: "already ordered".into(), release: Some(ReleaseScope::AnyHold) },
     }
 }

@@ -115,7 +115,6 @@ impl Transport for Channel {
         let now = Instant::now();
         let own_deadline = now + timeout;
         let deadline = ctx.deadline.map_or(own_deadline, |inherited| inherited.min(own_deadline));
-        let conn = self.connection(deadline).await?;
         let request = Request {
             service: call.method.service,
             method: call.method.method,
@@ -123,7 +122,17 @@ impl Transport for Channel {
             trace_id: ctx.trace_id,
             body: &call.body,
         };
-        let frame = conn.call(&request, now, deadline).await?;
+        // A connection can close between being picked and taking the request (an idle close, a
+        // server going away): the request never left, so sending it on a fresh connection is
+        // safe even for a non-idempotent method. Once, not in a loop.
+        let conn = self.connection(deadline).await?;
+        let frame = match conn.call(&request, now, deadline).await {
+            Err(Error::Transport(TransportError::NotSent(_))) => {
+                drop(conn);
+                self.connection(deadline).await?.call(&request, now, deadline).await?
+            }
+            answered => answered?,
+        };
         reply_from_frame(frame)
     }
 }

@@ -146,7 +146,7 @@ impl Shared {
         {
             let mut pending = lock(&self.pending);
             if let Some(reason) = &pending.closed {
-                return Err(TransportError::ConnectionLost(reason.clone()).into());
+                return Err(TransportError::NotSent(reason.clone()).into());
             }
             if pending.calls.is_empty() {
                 self.calls_waiting.notify_one();
@@ -161,7 +161,7 @@ impl Shared {
         }
         let remaining_us = u64::try_from(remaining.as_micros()).unwrap_or(u64::MAX);
         if !self.outbox.push(|buf| request.encode(buf, id, remaining_us)) {
-            return Err(TransportError::ConnectionLost("connection closed".into()).into());
+            return Err(TransportError::NotSent("connection closed".into()).into());
         }
         // The timekeeper answers `Timeout` once the deadline has passed.
         let answer = rx.await;

@@ -168,8 +168,9 @@ impl Conn {
         if self.draining.load(Ordering::Relaxed) {
             return self.respond(id, frame.codec, &Response::failure(Status::ShuttingDown, "server is shutting down"));
         }
-        let Some(in_flight) = InFlight::enter(self, id) else {
-            return self.respond(id, frame.codec, &Response::failure(Status::Overloaded, "in-flight limit reached"));
+        let in_flight = match InFlight::enter(self, id) {
+            Ok(in_flight) => in_flight,
+            Err(refusal) => return self.respond(id, frame.codec, &refusal),
         };
         let Frame { metadata: meta, body, .. } = frame;
         let Some(service) = self.shared.service(&meta.service) else {
@@ -264,15 +265,21 @@ struct InFlight {
 }
 
 impl InFlight {
-    fn enter(conn: &Arc<Conn>, id: u64) -> Option<InFlight> {
+    fn enter(conn: &Arc<Conn>, id: u64) -> Result<InFlight, Response> {
+        let mut handlers = lock(&conn.handlers);
+        if handlers.contains_key(&id) {
+            // Ids must be unique among a connection's calls in flight, or Cancel could stop the
+            // wrong one.
+            return Err(Response::failure(Status::BadRequest, format!("request id {id} is already in flight")));
+        }
         let server = &conn.shared.in_flight;
         if server.fetch_add(1, Ordering::AcqRel) >= conn.shared.config.max_in_flight {
             server.fetch_sub(1, Ordering::AcqRel);
-            return None;
+            return Err(Response::failure(Status::Overloaded, "in-flight limit reached"));
         }
         conn.in_flight.fetch_add(1, Ordering::AcqRel);
-        lock(&conn.handlers).insert(id, None);
-        Some(InFlight { conn: conn.clone(), id })
+        handlers.insert(id, None);
+        Ok(InFlight { conn: conn.clone(), id })
     }
 }
 

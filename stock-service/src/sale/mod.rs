@@ -129,6 +129,7 @@ impl SaleStore {
         let scope = match scope {
             ReleaseScope::Unclaimed => "unclaimed",
             ReleaseScope::AnyHold => "any",
+            ReleaseScope::Discard => "discard",
         };
         let mut conn = self.conn().await?;
         let released: i64 = self
