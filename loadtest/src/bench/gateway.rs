@@ -63,18 +63,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let next_user = Arc::new(AtomicUsize::new(2));
 
     eprintln!("phase sale...");
-    let sale = drive(args.connections, args.seconds, None, {
-        let (http, tokens, next_user) = (http.clone(), tokens.clone(), next_user.clone());
-        move || {
-            let (http, tokens, next_user) = (http.clone(), tokens.clone(), next_user.clone());
-            async move {
-                let token = tokens.get(next_user.fetch_add(1, Ordering::Relaxed)).ok_or("out of users")?;
-                let (status, _) = http.buy(open, token).await.map_err(|e| e.to_string())?;
-                if status == 202 { Ok(()) } else { Err(format!("status {status}")) }
-            }
-        }
-    })
-    .await;
+    let sale = drive(args.connections, args.seconds, None, purchases(&http, &tokens, &next_user, open)).await;
     report("sale", &sale);
 
     eprintln!("phase sold_out...");
@@ -110,22 +99,31 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     bare_server.stop(true).await;
 
     eprintln!("phase sale_half_rate...");
-    let half = drive(args.connections, args.seconds, Some(sale.rps / 2.0), {
-        let (http, tokens, next_user) = (http.clone(), tokens.clone(), next_user.clone());
-        move || {
-            let (http, tokens, next_user) = (http.clone(), tokens.clone(), next_user.clone());
-            async move {
-                let token = tokens.get(next_user.fetch_add(1, Ordering::Relaxed)).ok_or("out of users")?;
-                let (status, _) = http.buy(open, token).await.map_err(|e| e.to_string())?;
-                if status == 202 { Ok(()) } else { Err(format!("status {status}")) }
-            }
-        }
-    })
-    .await;
+    let half =
+        drive(args.connections, args.seconds, Some(sale.rps / 2.0), purchases(&http, &tokens, &next_user, open)).await;
     report("sale_half_rate", &half);
     println!("ratio_sale={:.2} ratio_sold_out={:.2}", sale.rps / bare.rps, sold_out_phase.rps / bare.rps);
     stack.finish().await;
     Ok(())
+}
+
+/// One purchase attempt (path, then order) per call, each by the next unused user.
+fn purchases(
+    http: &Http,
+    tokens: &Arc<Vec<String>>,
+    next_user: &Arc<AtomicUsize>,
+    goods_id: i64,
+) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>> + Clone + Send + 'static
+{
+    let (http, tokens, next_user) = (http.clone(), tokens.clone(), next_user.clone());
+    move || {
+        let (http, tokens, next_user) = (http.clone(), tokens.clone(), next_user.clone());
+        Box::pin(async move {
+            let token = tokens.get(next_user.fetch_add(1, Ordering::Relaxed)).ok_or("out of users")?;
+            let (status, _) = http.buy(goods_id, token).await.map_err(|e| e.to_string())?;
+            if status == 202 { Ok(()) } else { Err(format!("status {status}")) }
+        })
+    }
 }
 
 fn report(phase: &str, figures: &Figures) {
