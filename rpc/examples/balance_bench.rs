@@ -18,14 +18,16 @@
 //! The method is idempotent and carries a hash key, so every call takes the full governed path
 //! (retry budget deposit, consistent-hash routing).
 
+mod measure;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
-use hdrhistogram::Histogram;
 use rpc::{BalancerKind, Cluster, ClusterConfig, Registry, StaticRegistry, Transport};
 use serde_bytes::ByteBuf;
+
+use self::measure::{Outcome, Window, measure};
 
 #[derive(Parser, Debug, Clone)]
 struct Args {
@@ -62,13 +64,6 @@ impl Echo for EchoImpl {
     async fn echo(&self, _key: u64, payload: ByteBuf) -> ByteBuf {
         payload
     }
-}
-
-/// What one run measured.
-struct Outcome {
-    qps: f64,
-    p99_us: u64,
-    errors: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -121,7 +116,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn report(label: &str, outcome: &Outcome) {
-    println!("{label} qps={:.0} p99_us={}", outcome.qps, outcome.p99_us);
+    println!("{label} qps={:.0} p50_us={} p99_us={}", outcome.qps, outcome.p50_us, outcome.p99_us);
     if outcome.errors > 0 {
         eprintln!("{label} errors={}", outcome.errors);
     }
@@ -133,53 +128,18 @@ fn median(mut runs: Vec<Outcome>) -> Outcome {
     runs.swap_remove(runs.len() / 2)
 }
 
-/// Runs `concurrency` tasks that call in a loop, and measures the calls made in the window.
+/// Runs the measurement loop; every call carries its own hash key.
 async fn drive<T: Transport>(args: &Args, client: Arc<EchoClient<T>>) -> Outcome {
-    let stop = Arc::new(AtomicBool::new(false));
-    let errors = Arc::new(AtomicU64::new(0));
-    let start = Instant::now() + Duration::from_secs(args.warmup);
-    let end = start + Duration::from_secs(args.seconds);
     let payload = ByteBuf::from(vec![0xAB; args.payload]);
-    let tasks: Vec<_> = (0..args.concurrency as u64)
-        .map(|task| {
-            let (client, stop, errors, payload) = (client.clone(), stop.clone(), errors.clone(), payload.clone());
-            tokio::spawn(async move {
-                let mut histogram = Histogram::<u64>::new_with_bounds(1, 10_000_000, 2).expect("valid bounds");
-                let (mut count, mut sequence) = (0u64, 0u64);
-                while !stop.load(Ordering::Relaxed) {
-                    sequence += 1;
-                    let key = task.wrapping_mul(1_000_003).wrapping_add(sequence);
-                    let began = Instant::now();
-                    let result = client.echo(key, payload.clone()).await;
-                    let done = Instant::now();
-                    match result {
-                        Ok(echoed) if echoed.len() == payload.len() => {
-                            if began >= start && done <= end {
-                                count += 1;
-                                histogram.saturating_record((done - began).as_micros() as u64);
-                            }
-                        }
-                        _ => {
-                            errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-                (count, histogram)
-            })
-        })
-        .collect();
-    tokio::time::sleep_until((end + Duration::from_millis(50)).into()).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut total = 0u64;
-    let mut merged = Histogram::<u64>::new_with_bounds(1, 10_000_000, 2).expect("valid bounds");
-    for task in tasks {
-        let (count, histogram) = task.await.expect("load task panicked");
-        total += count;
-        merged.add(histogram).expect("same bounds");
-    }
-    Outcome {
-        qps: total as f64 / args.seconds as f64,
-        p99_us: merged.value_at_quantile(0.99),
-        errors: errors.load(Ordering::Relaxed),
-    }
+    let window = Window {
+        concurrency: args.concurrency,
+        warmup: Duration::from_secs(args.warmup),
+        measured: Duration::from_secs(args.seconds),
+    };
+    measure(window, move |task, sequence| {
+        let (client, payload) = (client.clone(), payload.clone());
+        let key = (task as u64).wrapping_mul(1_000_003).wrapping_add(sequence);
+        async move { client.echo(key, payload.clone()).await.is_ok_and(|echoed| echoed.len() == payload.len()) }
+    })
+    .await
 }

@@ -9,14 +9,16 @@
 //! (task i uses connection i mod conns). After `--warmup` seconds, calls are counted and their
 //! latencies recorded for `--seconds`. One line per system, then the ratio.
 
+mod measure;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
 use futures::StreamExt;
-use hdrhistogram::Histogram;
 use serde_bytes::ByteBuf;
+
+use self::measure::{Outcome, Window, measure};
 
 #[derive(Parser, Debug, Clone)]
 struct Args {
@@ -87,12 +89,14 @@ impl Caller for TarpcEchoClient {
     }
 }
 
-/// What one run measured.
-struct Outcome {
-    qps: f64,
-    p50_us: u64,
-    p99_us: u64,
-    errors: u64,
+impl Args {
+    fn window(&self) -> Window {
+        Window {
+            concurrency: self.concurrency,
+            warmup: Duration::from_secs(self.warmup),
+            measured: Duration::from_secs(self.seconds),
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -165,53 +169,13 @@ async fn run_tarpc(args: &Args) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-/// Runs `concurrency` tasks that call in a loop, and measures the calls made in the window.
+/// Runs the measurement loop over `client_for_task(t)` for task t.
 async fn drive<C: Caller>(args: &Args, client_for_task: impl Fn(usize) -> Arc<C>) -> Outcome {
-    let stop = Arc::new(AtomicBool::new(false));
-    let errors = Arc::new(AtomicU64::new(0));
-    let start = Instant::now() + Duration::from_secs(args.warmup);
-    let end = start + Duration::from_secs(args.seconds);
+    let clients: Arc<Vec<Arc<C>>> = Arc::new((0..args.concurrency).map(client_for_task).collect());
     let payload = ByteBuf::from(vec![0xAB; args.payload]);
-    let tasks: Vec<_> = (0..args.concurrency)
-        .map(|task| {
-            let client = client_for_task(task);
-            let (stop, errors, payload) = (stop.clone(), errors.clone(), payload.clone());
-            tokio::spawn(async move {
-                let mut histogram = Histogram::<u64>::new_with_bounds(1, 10_000_000, 2).expect("valid bounds");
-                let mut count = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let began = Instant::now();
-                    let result = client.echo(payload.clone()).await;
-                    let done = Instant::now();
-                    match result {
-                        Ok(echoed) if echoed.len() == payload.len() => {
-                            if began >= start && done <= end {
-                                count += 1;
-                                histogram.saturating_record((done - began).as_micros() as u64);
-                            }
-                        }
-                        _ => {
-                            errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-                (count, histogram)
-            })
-        })
-        .collect();
-    tokio::time::sleep_until((end + Duration::from_millis(50)).into()).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut total = 0u64;
-    let mut merged = Histogram::<u64>::new_with_bounds(1, 10_000_000, 2).expect("valid bounds");
-    for task in tasks {
-        let (count, histogram) = task.await.expect("load task panicked");
-        total += count;
-        merged.add(histogram).expect("same bounds");
-    }
-    Outcome {
-        qps: total as f64 / args.seconds as f64,
-        p50_us: merged.value_at_quantile(0.50),
-        p99_us: merged.value_at_quantile(0.99),
-        errors: errors.load(Ordering::Relaxed),
-    }
+    measure(args.window(), move |task, _| {
+        let (client, payload) = (clients[task].clone(), payload.clone());
+        async move { client.echo(payload.clone()).await.is_ok_and(|echoed| echoed.len() == payload.len()) }
+    })
+    .await
 }

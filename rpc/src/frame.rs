@@ -5,10 +5,14 @@
 //! it off the buffer without copying. Neither ever panics, whatever the input: truncated input is
 //! `Ok(None)`, anything else that is wrong is a typed [`FrameError`] and the caller closes that
 //! connection. See `PROTOCOL.md` for the byte table.
+//!
+//! Encoding is here too, and only here: [`encode_request`], [`encode_response`] and
+//! [`encode_control`] append a frame straight into a connection's write buffer (no intermediate
+//! [`Frame`]), and [`Frame::encode`] writes a whole decoded frame back out.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::metadata::Metadata;
+use crate::metadata::{self, Metadata, MetadataError};
 
 /// The two bytes every frame starts with: ASCII `SK`.
 pub const MAGIC: u16 = 0x534B;
@@ -144,7 +148,7 @@ pub enum FrameError {
     },
     /// The metadata section is not a valid list of entries.
     #[error("malformed metadata: {0}")]
-    BadMetadata(&'static str),
+    BadMetadata(#[from] MetadataError),
 }
 
 /// One decoded frame. `body` shares the read buffer's memory (no copy).
@@ -270,9 +274,7 @@ impl Frame {
 
     /// Appends the whole frame to `dst`.
     pub fn encode(&self, dst: &mut BytesMut) {
-        let metadata_start = dst.len() + HEADER_LEN;
-        // Header first with a placeholder metadata length, patched once the metadata is written.
-        let mut header = Header {
+        let header = Header {
             kind: self.kind,
             codec: self.codec,
             status: self.status,
@@ -280,28 +282,58 @@ impl Frame {
             metadata_len: 0,
             body_len: body_len(&self.body),
         };
-        header.encode(dst);
-        self.metadata.encode(dst);
-        header.metadata_len = (dst.len() - metadata_start) as u32;
-        patch_metadata_len(dst, metadata_start, header.metadata_len);
-        dst.extend_from_slice(&self.body);
+        encode_with_metadata(dst, header, |dst| self.metadata.encode(dst), &self.body);
     }
+}
+
+/// Appends a request frame: the call's names, its remaining deadline and its trace id as metadata.
+#[allow(clippy::too_many_arguments)] // every argument is a field of the frame
+pub(crate) fn encode_request(
+    dst: &mut BytesMut,
+    id: u64,
+    codec: u8,
+    service: &str,
+    method: &str,
+    deadline_us: u64,
+    trace_id: u128,
+    body: &[u8],
+) {
+    let header =
+        Header { kind: Kind::Request, codec, status: Status::Ok, id, metadata_len: 0, body_len: body_len(body) };
+    encode_with_metadata(
+        dst,
+        header,
+        |dst| metadata::encode_entries(dst, service, method, Some(deadline_us), trace_id),
+        body,
+    );
+}
+
+/// Appends a response frame (no metadata).
+pub(crate) fn encode_response(dst: &mut BytesMut, id: u64, codec: u8, status: Status, body: &[u8]) {
+    Header { kind: Kind::Response, codec, status, id, metadata_len: 0, body_len: body_len(body) }.encode(dst);
+    dst.extend_from_slice(body);
+}
+
+/// Appends a frame with no metadata and no body (ping, pong, cancel, go-away).
+pub(crate) fn encode_control(dst: &mut BytesMut, kind: Kind, id: u64) {
+    Header { kind, codec: 0, status: Status::Ok, id, metadata_len: 0, body_len: 0 }.encode(dst);
+}
+
+/// Writes the header with a placeholder metadata length, the metadata, then patches the length
+/// in: metadata is written once, in place, never measured first.
+fn encode_with_metadata(dst: &mut BytesMut, header: Header, metadata: impl FnOnce(&mut BytesMut), body: &[u8]) {
+    header.encode(dst);
+    let metadata_start = dst.len();
+    metadata(dst);
+    let len = (dst.len() - metadata_start) as u32;
+    dst[metadata_start - 8..metadata_start - 4].copy_from_slice(&len.to_be_bytes());
+    dst.extend_from_slice(body);
 }
 
 /// Length of a body as it goes into the header. Bodies are bounded by [`Limits::max_body`] long
 /// before `u32::MAX`; a larger one saturates and the peer rejects it as too large.
-pub(crate) fn body_len(body: &[u8]) -> u32 {
+fn body_len(body: &[u8]) -> u32 {
     u32::try_from(body.len()).unwrap_or(u32::MAX)
-}
-
-/// Appends a frame with no metadata and no body (ping, pong, cancel, go-away).
-pub(crate) fn control_frame(dst: &mut BytesMut, kind: Kind, id: u64) {
-    Header { kind, codec: 0, status: Status::Ok, id, metadata_len: 0, body_len: 0 }.encode(dst);
-}
-
-/// Overwrites the metadata length of a header that starts `HEADER_LEN` bytes before `metadata_start`.
-pub(crate) fn patch_metadata_len(dst: &mut BytesMut, metadata_start: usize, len: u32) {
-    dst[metadata_start - 8..metadata_start - 4].copy_from_slice(&len.to_be_bytes());
 }
 
 #[cfg(test)]
@@ -317,6 +349,22 @@ mod tests {
             metadata: Metadata::request("Echo", "echo", Some(1500), 7),
             body: Bytes::from_static(b"hello"),
         }
+    }
+
+    #[test]
+    fn request_frames_carry_their_call() {
+        let mut buf = BytesMut::new();
+        encode_request(&mut buf, 9, 2, "Echo", "echo", 1500, 7, b"[1]");
+        let frame = Frame::parse(&mut buf, &Limits::default()).unwrap().unwrap();
+        assert_eq!((frame.kind, frame.codec, frame.id, &frame.body[..]), (Kind::Request, 2, 9, &b"[1]"[..]));
+        assert_eq!(frame.metadata, Metadata::request("Echo", "echo", Some(1500), 7));
+        encode_response(&mut buf, 9, 2, Status::AppError, b"x");
+        encode_control(&mut buf, Kind::Cancel, 3);
+        let response = Frame::parse(&mut buf, &Limits::default()).unwrap().unwrap();
+        assert_eq!((response.kind, response.status, &response.body[..]), (Kind::Response, Status::AppError, &b"x"[..]));
+        let cancel = Frame::parse(&mut buf, &Limits::default()).unwrap().unwrap();
+        assert_eq!((cancel.kind, cancel.id, cancel.body.len()), (Kind::Cancel, 3, 0));
+        assert!(buf.is_empty());
     }
 
     #[test]

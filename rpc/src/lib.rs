@@ -21,7 +21,9 @@
 //!   The byte table is in `PROTOCOL.md`.
 //! - [`metadata`]: the metadata entries (service, method, deadline, trace id).
 //! - [`codec`]: body codecs chosen per request (postcard, JSON).
-//! - `outbox`: the shared write buffer and writer task that coalesce frames into few syscalls.
+//! - `outbox`: the shared write buffer and writer task that coalesce frames into few syscalls;
+//!   `sync`: the poison-tolerant lock every shared table here uses.
+//! - [`backoff`]: exponential backoff with full jitter, for every retry loop of the workspace.
 //! - [`context`]: deadline and trace id of the current call, propagated to outgoing calls.
 //! - [`client`]: [`Transport`], the one-endpoint connection pool [`Channel`], and [`invoke`],
 //!   the typed call behind every generated client method.
@@ -39,6 +41,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 
+pub mod backoff;
 pub mod client;
 pub mod cluster;
 pub mod codec;
@@ -49,10 +52,12 @@ pub mod metadata;
 mod outbox;
 pub mod registry;
 pub mod server;
+mod sync;
 
 pub use futures::future::BoxFuture;
 pub use rpc_macros::service;
 
+pub use self::backoff::Backoff;
 pub use self::client::{Call, CallOptions, Channel, ClientConfig, MethodInfo, Reply, Transport, hash_key, invoke};
 pub use self::cluster::{BalancerKind, BreakerState, Cluster, ClusterConfig};
 pub use self::codec::{Codec, CodecError};

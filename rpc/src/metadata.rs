@@ -6,12 +6,30 @@
 use bytes::{BufMut, BytesMut};
 use compact_str::CompactString;
 
-use crate::frame::FrameError;
-
 const KEY_SERVICE: u8 = 1;
 const KEY_METHOD: u8 = 2;
 const KEY_DEADLINE: u8 = 3;
 const KEY_TRACE_ID: u8 = 4;
+
+/// Why a metadata section could not be parsed. Fatal for the connection it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MetadataError {
+    /// An entry header (key and length) is cut short.
+    #[error("truncated entry header")]
+    TruncatedEntry,
+    /// An entry claims more bytes than the section has.
+    #[error("entry longer than the section")]
+    EntryTooLong,
+    /// The deadline entry is not a u64.
+    #[error("deadline is not 8 bytes")]
+    BadDeadline,
+    /// The trace id entry is not a u128.
+    #[error("trace id is not 16 bytes")]
+    BadTraceId,
+    /// A name (service, method) is not UTF-8.
+    #[error("name is not UTF-8")]
+    NotUtf8,
+}
 
 /// Parsed metadata of a frame. Names are short and stored inline ([`CompactString`]), which is
 /// cheaper than sharing the read buffer: no reference count to touch per name.
@@ -41,20 +59,20 @@ impl Metadata {
 
     /// Appends the encoded entries to `dst`; absent fields are left out.
     pub fn encode(&self, dst: &mut BytesMut) {
-        encode_request(dst, &self.service, &self.method, self.deadline_us, self.trace_id);
+        encode_entries(dst, &self.service, &self.method, self.deadline_us, self.trace_id);
     }
 
     /// Parses a metadata section. Fails on a truncated entry, or on a known key with a value of the
     /// wrong size or encoding.
-    pub fn decode(mut src: &[u8]) -> Result<Metadata, FrameError> {
+    pub fn decode(mut src: &[u8]) -> Result<Metadata, MetadataError> {
         let mut meta = Metadata::default();
         while !src.is_empty() {
             let [key, len_hi, len_lo, rest @ ..] = src else {
-                return Err(FrameError::BadMetadata("truncated entry header"));
+                return Err(MetadataError::TruncatedEntry);
             };
             let len = u16::from_be_bytes([*len_hi, *len_lo]) as usize;
             if rest.len() < len {
-                return Err(FrameError::BadMetadata("entry longer than the section"));
+                return Err(MetadataError::EntryTooLong);
             }
             let (value, tail) = rest.split_at(len);
             src = tail;
@@ -62,13 +80,11 @@ impl Metadata {
                 KEY_SERVICE => meta.service = utf8(value)?,
                 KEY_METHOD => meta.method = utf8(value)?,
                 KEY_DEADLINE => {
-                    let bytes: [u8; 8] =
-                        value.try_into().map_err(|_| FrameError::BadMetadata("deadline is not 8 bytes"))?;
+                    let bytes: [u8; 8] = value.try_into().map_err(|_| MetadataError::BadDeadline)?;
                     meta.deadline_us = Some(u64::from_be_bytes(bytes));
                 }
                 KEY_TRACE_ID => {
-                    let bytes: [u8; 16] =
-                        value.try_into().map_err(|_| FrameError::BadMetadata("trace id is not 16 bytes"))?;
+                    let bytes: [u8; 16] = value.try_into().map_err(|_| MetadataError::BadTraceId)?;
                     meta.trace_id = u128::from_be_bytes(bytes);
                 }
                 _ => {} // unknown keys are for newer peers
@@ -78,12 +94,12 @@ impl Metadata {
     }
 }
 
-fn utf8(value: &[u8]) -> Result<CompactString, FrameError> {
-    CompactString::from_utf8(value).map_err(|_| FrameError::BadMetadata("name is not UTF-8"))
+fn utf8(value: &[u8]) -> Result<CompactString, MetadataError> {
+    CompactString::from_utf8(value).map_err(|_| MetadataError::NotUtf8)
 }
 
-/// Appends request metadata without building a [`Metadata`] first (the client's hot path).
-pub(crate) fn encode_request(
+/// Appends metadata entries without building a [`Metadata`] first (the client's hot path).
+pub(crate) fn encode_entries(
     dst: &mut BytesMut,
     service: &str,
     method: &str,
@@ -146,9 +162,10 @@ mod tests {
 
     #[test]
     fn malformed_entries_are_errors() {
-        assert!(Metadata::decode(&[1, 0]).is_err());
-        assert!(Metadata::decode(&[1, 0, 5, b'a']).is_err());
-        assert!(Metadata::decode(&[3, 0, 1, 9]).is_err());
-        assert!(Metadata::decode(&[1, 0, 1, 0xff]).is_err());
+        assert_eq!(Metadata::decode(&[1, 0]), Err(MetadataError::TruncatedEntry));
+        assert_eq!(Metadata::decode(&[1, 0, 5, b'a']), Err(MetadataError::EntryTooLong));
+        assert_eq!(Metadata::decode(&[3, 0, 1, 9]), Err(MetadataError::BadDeadline));
+        assert_eq!(Metadata::decode(&[4, 0, 1, 9]), Err(MetadataError::BadTraceId));
+        assert_eq!(Metadata::decode(&[1, 0, 1, 0xff]), Err(MetadataError::NotUtf8));
     }
 }

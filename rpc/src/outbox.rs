@@ -11,6 +11,8 @@ use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
+use crate::sync::lock;
+
 const INITIAL_CAPACITY: usize = 64 * 1024;
 
 /// Shared write buffer of one connection.
@@ -91,12 +93,6 @@ impl Outbox {
         }
         socket.shutdown().await
     }
-}
-
-/// Locks a mutex, ignoring poisoning: every critical section here leaves the state consistent
-/// (appends and swaps of a buffer), so a panic elsewhere must not take the connection down too.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -5,12 +5,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::connection::{Answered, Connection, Request};
-use super::{Backoff, Call, ClientConfig, Reply, Transport};
+use super::{Call, ClientConfig, Reply, Transport};
+use crate::backoff::Backoff;
 use crate::codec::Codec;
 use crate::context::Context;
 use crate::error::{Error, RemoteError, TransportError};
 use crate::frame::Status;
-use crate::outbox::lock;
+use crate::sync::lock;
 
 /// A cheap-to-clone handle to a pool of connections to one server address.
 ///

@@ -23,9 +23,9 @@ use tokio::task::AbortHandle;
 
 use super::ClientConfig;
 use crate::error::{Error, TransportError};
-use crate::frame::{Frame, Header, Kind, Limits, Status, body_len, control_frame, patch_metadata_len};
-use crate::metadata;
-use crate::outbox::{Outbox, lock};
+use crate::frame::{self, Frame, Kind, Limits, Status, encode_control};
+use crate::outbox::Outbox;
+use crate::sync::lock;
 
 type Answer = Result<Answered, Error>;
 
@@ -160,7 +160,11 @@ impl Shared {
             return Err(Error::Timeout);
         }
         let remaining_us = u64::try_from(remaining.as_micros()).unwrap_or(u64::MAX);
-        if !self.outbox.push(|buf| request.encode(buf, id, remaining_us)) {
+        let pushed = self.outbox.push(|buf| {
+            let Request { service, method, codec, trace_id, body } = *request;
+            frame::encode_request(buf, id, codec, service, method, remaining_us, trace_id, body);
+        });
+        if !pushed {
             return Err(TransportError::NotSent("connection closed".into()).into());
         }
         // The timekeeper answers `Timeout` once the deadline has passed.
@@ -173,7 +177,7 @@ impl Shared {
     fn cancel(&self, id: u64) {
         let was_pending = lock(&self.pending).calls.remove(&id).is_some();
         if was_pending {
-            self.outbox.push(|buf| control_frame(buf, Kind::Cancel, id));
+            self.outbox.push(|buf| encode_control(buf, Kind::Cancel, id));
             self.close_if_drained();
         }
     }
@@ -241,7 +245,7 @@ impl Shared {
                 Ok(Some(frame)) => match frame.kind {
                     Kind::Response => answers.push(frame),
                     Kind::Ping => {
-                        self.outbox.push(|out| control_frame(out, Kind::Pong, frame.id));
+                        self.outbox.push(|out| encode_control(out, Kind::Pong, frame.id));
                     }
                     Kind::Pong => {}
                     Kind::GoAway => self.draining.store(true, Ordering::Relaxed),
@@ -302,7 +306,7 @@ impl Shared {
             }
             if silent >= config.heartbeat_interval {
                 ping_id = ping_id.wrapping_add(1);
-                self.outbox.push(|buf| control_frame(buf, Kind::Ping, ping_id));
+                self.outbox.push(|buf| encode_control(buf, Kind::Ping, ping_id));
             }
         }
     }
@@ -318,7 +322,7 @@ impl Shared {
         }
         self.outbox.push(|buf| {
             for (id, _) in &overdue {
-                control_frame(buf, Kind::Cancel, *id);
+                encode_control(buf, Kind::Cancel, *id);
             }
         });
         for (_, waiting) in overdue {
@@ -339,31 +343,13 @@ impl Shared {
 }
 
 /// What goes into a request frame, borrowed from the call.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Request<'a> {
     pub(crate) service: &'a str,
     pub(crate) method: &'a str,
     pub(crate) codec: u8,
     pub(crate) trace_id: u128,
     pub(crate) body: &'a Bytes,
-}
-
-impl Request<'_> {
-    fn encode(&self, buf: &mut BytesMut, id: u64, remaining_us: u64) {
-        let header = Header {
-            kind: Kind::Request,
-            codec: self.codec,
-            status: Status::Ok,
-            id,
-            metadata_len: 0,
-            body_len: body_len(self.body),
-        };
-        header.encode(buf);
-        let metadata_start = buf.len();
-        metadata::encode_request(buf, self.service, self.method, Some(remaining_us), self.trace_id);
-        patch_metadata_len(buf, metadata_start, (buf.len() - metadata_start) as u32);
-        buf.extend_from_slice(self.body);
-    }
 }
 
 /// Cancels the call if its future is dropped before the answer arrived.

@@ -4,7 +4,6 @@
 //! Balanced transports over many endpoints implement the same trait, so a generated client works
 //! with either.
 
-mod backoff;
 mod channel;
 mod config;
 mod connection;
@@ -15,7 +14,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-pub use self::backoff::Backoff;
 pub use self::channel::Channel;
 pub use self::config::ClientConfig;
 pub use self::invoke::{CallOptions, hash_key, invoke};

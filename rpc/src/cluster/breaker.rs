@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use super::config::BreakerConfig;
 use super::window::Window;
-use crate::outbox::lock;
+use crate::sync::lock;
 
 /// The state of a breaker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

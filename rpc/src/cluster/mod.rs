@@ -32,7 +32,8 @@ pub use self::config::{BalancerKind, BreakerConfig, ClusterConfig, PeakEwmaConfi
 pub use self::metrics::describe_metrics;
 use self::node::{Node, Picked};
 use self::retry::RetryPolicy;
-use crate::client::{Backoff, Call, Reply, Transport};
+use crate::backoff::Backoff;
+use crate::client::{Call, Reply, Transport};
 use crate::context::Context;
 use crate::error::{Error, TransportError};
 use crate::registry::{Discovery, Instance};

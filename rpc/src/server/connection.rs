@@ -20,8 +20,9 @@ use tracing::Instrument;
 use super::{Request, Response, Shared};
 use crate::codec::Codec;
 use crate::context::Context;
-use crate::frame::{Frame, Header, Kind, Status, body_len, control_frame};
-use crate::outbox::{Outbox, lock};
+use crate::frame::{Frame, Kind, Status, encode_control, encode_response};
+use crate::outbox::Outbox;
+use crate::sync::lock;
 
 /// State of one connection, shared by its reader and its handler tasks.
 struct Conn {
@@ -141,7 +142,7 @@ impl Conn {
                     self.on_request(frame, now);
                 }
                 Kind::Ping => {
-                    self.outbox.push(|out| control_frame(out, Kind::Pong, frame.id));
+                    self.outbox.push(|out| encode_control(out, Kind::Pong, frame.id));
                 }
                 Kind::Pong => {}
                 Kind::Cancel => {
@@ -199,23 +200,12 @@ impl Conn {
     }
 
     fn respond(&self, id: u64, codec: u8, response: &Response) {
-        self.outbox.push(|buf| {
-            let header = Header {
-                kind: Kind::Response,
-                codec,
-                status: response.status,
-                id,
-                metadata_len: 0,
-                body_len: body_len(&response.body),
-            };
-            header.encode(buf);
-            buf.extend_from_slice(&response.body);
-        });
+        self.outbox.push(|buf| encode_response(buf, id, codec, response.status, &response.body));
     }
 
     fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
-        self.outbox.push(|buf| control_frame(buf, Kind::GoAway, 0));
+        self.outbox.push(|buf| encode_control(buf, Kind::GoAway, 0));
     }
 
     fn idle_for(&self) -> Duration {

@@ -7,7 +7,7 @@
 
 use std::sync::Mutex;
 
-use crate::outbox::lock;
+use crate::sync::lock;
 
 /// The current weights, one per node. The algorithm is sequential by nature; the lock is held for
 /// one pass over the nodes.

@@ -6,7 +6,7 @@ use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
 use super::{Keys, RedisRegistryConfig, scripts, with_timeout};
-use crate::client::Backoff;
+use crate::backoff::Backoff;
 use crate::registry::{Instance, Registration, RegistryError};
 
 /// One instance's entry, encoded once.

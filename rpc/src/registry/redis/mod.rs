@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use super::discovery::Feed;
 use super::{Discovery, Instance, Registration, Registry, RegistryError};
-use crate::outbox::lock;
+use crate::sync::lock;
 
 /// Settings of a [`RedisRegistry`].
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -1,10 +1,14 @@
-//! Exponential backoff with full jitter, for reconnects.
+//! Exponential backoff with full jitter: the one retry schedule of the workspace (reconnects,
+//! retries, registrations, consumers, subscriptions).
 
 use std::time::{Duration, Instant};
 
-/// Reconnect schedule of one connection slot: after `n` consecutive failures the next attempt
-/// waits a random time in `[0, min(max, base * 2^n))` ("full jitter", so that many clients that
-/// lost the same server do not all come back at the same instant).
+/// A retry schedule: after `n` consecutive failures the next attempt waits a random time in
+/// `[0, min(max, base * 2^n))` ("full jitter", so that many clients that lost the same server do
+/// not all come back at the same instant).
+///
+/// Two ways to use it: a loop sleeps for what [`Backoff::failed`] returns; a gate that is asked
+/// often (a connection slot) records the failure and checks [`Backoff::wait`] before each try.
 #[derive(Clone, Debug)]
 pub struct Backoff {
     base: Duration,
@@ -36,6 +40,11 @@ impl Backoff {
         let delay = ceiling.mul_f64(rand::random::<f64>());
         self.next_attempt = Some(now + delay);
         delay
+    }
+
+    /// [`Backoff::failed`] at the current instant: the pause before the next attempt.
+    pub fn next_delay(&mut self) -> Duration {
+        self.failed(Instant::now())
     }
 
     /// Records a success: the next failure starts from `base` again.
