@@ -1,9 +1,4 @@
-//! The service contracts: each service's RPC trait and the message types it speaks, shared by the
-//! server that implements it and every client that calls it.
-
-pub mod order;
-pub mod stock;
-pub mod user;
+//! Who is asking: roles and the actor an admin operation is checked against.
 
 use serde::{Deserialize, Serialize};
 

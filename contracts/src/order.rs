@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::Actor;
+use crate::Actor;
 
 /// An accepted purchase attempt: the broker has the order message; its outcome comes later.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::Actor;
+use crate::Actor;
 
 /// Goods to put on sale (admin only).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

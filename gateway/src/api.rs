@@ -3,10 +3,10 @@
 //! while services change.
 
 use chrono::{DateTime, Utc};
-use common::contracts::Role;
-use common::contracts::order::OrderResult;
-use common::contracts::stock::GoodsView;
-use common::contracts::user::UserView;
+use contracts::Role;
+use contracts::order::OrderResult;
+use contracts::stock::GoodsView;
+use contracts::user::UserView;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -272,7 +272,8 @@ pub struct StatsBody {
     pub failed_tickets: i64,
 }
 
-/// The oversell audit of one goods: the invariants of DESIGN §2.
+/// The oversell audit of one goods: the invariants listed in `docs/data.md` ("What the audit
+/// checks").
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct GoodsAuditBody {
     /// Goods.

@@ -6,18 +6,18 @@ use std::future::{Ready, ready};
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
-use common::contracts::Actor;
+use contracts::Actor;
 
 use crate::problem::Problem;
 use crate::state::AppState;
 
 /// The authenticated caller.
 #[derive(Clone, Copy, Debug)]
-pub struct Caller(pub Actor);
+pub(crate) struct Caller(pub Actor);
 
 /// The authenticated caller, who must be an admin.
 #[derive(Clone, Copy, Debug)]
-pub struct Admin(pub Actor);
+pub(crate) struct Admin(pub Actor);
 
 fn authenticate(req: &HttpRequest) -> Result<Actor, Problem> {
     let state = req.app_data::<web::Data<AppState>>().ok_or_else(Problem::internal)?;

@@ -4,13 +4,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::contracts::stock::{GoodsView, StockServiceClient};
+use contracts::stock::{GoodsView, StockServiceClient};
 use rpc::Cluster;
 
-use crate::problem::{Problem, rpc_failure};
+use crate::problem::Problem;
 
 /// The cache.
-pub struct GoodsCache {
+pub(crate) struct GoodsCache {
     stock: StockServiceClient<Cluster>,
     ttl: Duration,
     current: Mutex<Option<(Instant, Arc<Vec<GoodsView>>)>>,
@@ -19,7 +19,7 @@ pub struct GoodsCache {
 
 impl GoodsCache {
     /// A cache over `stock`.
-    pub fn new(stock: StockServiceClient<Cluster>, ttl: Duration) -> GoodsCache {
+    pub(crate) fn new(stock: StockServiceClient<Cluster>, ttl: Duration) -> GoodsCache {
         GoodsCache { stock, ttl, current: Mutex::new(None), refresh: tokio::sync::Mutex::new(()) }
     }
 
@@ -29,7 +29,7 @@ impl GoodsCache {
     }
 
     /// Every goods on sale.
-    pub async fn list(&self) -> Result<Arc<Vec<GoodsView>>, Problem> {
+    pub(crate) async fn list(&self) -> Result<Arc<Vec<GoodsView>>, Problem> {
         if let Some(goods) = self.fresh() {
             return Ok(goods);
         }
@@ -37,23 +37,23 @@ impl GoodsCache {
         if let Some(goods) = self.fresh() {
             return Ok(goods);
         }
-        let goods = Arc::new(self.stock.list_goods().await.map_err(|err| rpc_failure("stock-service", err))?);
+        let goods = Arc::new(self.stock.list_goods().await?);
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), goods.clone()));
         Ok(goods)
     }
 
     /// One goods, or 404.
-    pub async fn get(&self, goods_id: i64) -> Result<GoodsView, Problem> {
+    pub(crate) async fn get(&self, goods_id: i64) -> Result<GoodsView, Problem> {
         self.list()
             .await?
             .iter()
             .find(|goods| goods.goods_id == goods_id)
             .cloned()
-            .ok_or_else(|| Problem::not_found(format!("no goods {goods_id} on sale")))
+            .ok_or_else(|| Problem::no_goods(goods_id))
     }
 
     /// Forgets the cached list (after an admin change on this gateway).
-    pub fn invalidate(&self) {
+    pub(crate) fn invalidate(&self) {
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }

@@ -4,9 +4,9 @@ use gateway::{Application, Settings};
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    let settings: Settings = common::load()?;
-    common::telemetry::init("gateway", settings.log_format);
+    let settings: Settings = platform::load()?;
+    platform::telemetry::init("gateway", settings.log_format);
     let app = Application::build(settings).await?;
-    app.run_until(common::shutdown_signal()).await?;
+    app.run_until(platform::shutdown_signal()).await?;
     Ok(())
 }

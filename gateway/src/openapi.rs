@@ -1,5 +1,7 @@
-//! The OpenAPI document, generated from the handlers' annotations (served at `/openapi.json`).
+//! The OpenAPI document, generated from the handlers' annotations, and its route
+//! (`/openapi.json`).
 
+use actix_web::{HttpResponse, web};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -12,7 +14,7 @@ use crate::routes;
 #[openapi(
     info(title = "Seckill gateway", description = "The public HTTP API of the Seckill flash-sale system."),
     paths(
-        routes::healthz, routes::readyz, routes::metrics, routes::openapi,
+        routes::healthz, routes::readyz, routes::metrics, serve,
         routes::register, routes::login,
         routes::list_goods, routes::goods_detail, routes::captcha, routes::path, routes::place_order, routes::result,
         routes::get_order,
@@ -24,7 +26,18 @@ use crate::routes;
     modifiers(&BearerAuth),
     tags((name = "users"), (name = "seckill"), (name = "orders"), (name = "admin"), (name = "ops")),
 )]
-pub struct ApiDoc;
+pub(crate) struct ApiDoc;
+
+/// Registers `/openapi.json`.
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(routes::resource("openapi", "/openapi.json").route(web::get().to(serve)));
+}
+
+/// This API's OpenAPI document.
+#[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, description = "OpenAPI 3 document")))]
+pub(crate) async fn serve() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
 
 /// Declares the bearer JWT scheme the secured paths refer to.
 struct BearerAuth;

@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use common::auth::JwtSettings;
-use common::node::RegistrySettings;
-use common::telemetry::LogFormat;
-use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
+use platform::auth::JwtSettings;
+use platform::redis::RedisSettings;
+use platform::registry::RegistrySettings;
+use platform::telemetry::LogFormat;
+use serde::Deserialize;
 
 /// Gateway settings.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct Settings {
     /// HTTP listen address (`SECKILL_LISTEN`).
@@ -26,13 +26,10 @@ pub struct Settings {
     pub stock: rpc::ClusterConfig,
     /// Calls to order-service.
     pub orders: rpc::ClusterConfig,
-    /// Redis for tokens, captcha answers, rate limits (`SECKILL_REDIS_URL`).
-    #[serde(serialize_with = "common::config::expose")]
-    pub redis_url: SecretString,
-    /// Redis pool size (connections are multiplexed).
-    pub redis_max_connections: usize,
-    /// Prefix of every Redis key (`sk`, shared with the services).
-    pub redis_prefix: String,
+    /// Redis for tokens, captcha answers, rate limits (`SECKILL_REDIS_URL`, `SECKILL_REDIS_PREFIX`:
+    /// the services' prefix).
+    #[serde(flatten)]
+    pub redis: RedisSettings,
     /// JWT verification (`SECKILL_JWT__SECRET` must equal user-service's).
     pub jwt: JwtSettings,
     /// Captcha settings (`SECKILL_CAPTCHA__TEST_ANSWER`, ...).
@@ -50,7 +47,7 @@ pub struct Settings {
 }
 
 /// Captcha settings.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct CaptchaSettings {
     /// FOR LOAD TESTS ONLY: when set, every captcha's answer is this string. The gateway warns at
@@ -65,7 +62,7 @@ pub struct CaptchaSettings {
 
 /// Rate limits. Local limits (governor, in this process) stop floods before any I/O; the
 /// per-user bucket (Redis, one Lua script) holds across every gateway instance.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct LimitSettings {
     /// Requests per second this gateway accepts in total.
@@ -93,9 +90,7 @@ impl Default for Settings {
             users: rpc::ClusterConfig::default(),
             stock: rpc::ClusterConfig::default(),
             orders: rpc::ClusterConfig::default(),
-            redis_url: SecretString::from("redis://127.0.0.1:6379"),
-            redis_max_connections: 32,
-            redis_prefix: "sk".into(),
+            redis: RedisSettings::default(),
             jwt: JwtSettings::default(),
             captcha: CaptchaSettings::default(),
             path_ttl: Duration::from_secs(60),

@@ -10,23 +10,20 @@ use actix_web::error::{JsonPayloadError, PathError};
 use actix_web::middleware::{Compress, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
-use common::auth::JwtKeys;
-use common::contracts::order::OrderServiceClient;
-use common::contracts::stock::StockServiceClient;
-use common::contracts::user::UserServiceClient;
-use common::node;
+use contracts::names::{ORDER_SERVICE, STOCK_SERVICE, USER_SERVICE};
+use contracts::order::OrderServiceClient;
+use contracts::stock::StockServiceClient;
+use contracts::user::UserServiceClient;
+use platform::auth::JwtKeys;
+use platform::registry;
 
-use crate::captcha::Captchas;
+use crate::defences::{Captchas, LocalLimits, PathTokens, SoldOutFlags, UserGate};
 use crate::goods_cache::GoodsCache;
-use crate::keys::Keys;
-use crate::limits::{LocalLimits, UserGate};
 use crate::middleware::request_context;
-use crate::path_token::PathTokens;
 use crate::problem::Problem;
-use crate::routes;
 use crate::settings::Settings;
-use crate::sold_out::SoldOutFlags;
 use crate::state::{AppState, Counters};
+use crate::{openapi, routes};
 
 /// A running gateway.
 pub struct Application {
@@ -38,11 +35,11 @@ pub struct Application {
 impl Application {
     /// Connects to Redis and the registry, finds the services, and binds the HTTP listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let redis = common::redis::connect(&settings.redis_url, settings.redis_max_connections).await?;
+        let redis = settings.redis.connect().await?;
         let registry = settings.registry.connect().await?;
-        let users = UserServiceClient::new(node::cluster(&registry, "UserService", &settings.users));
-        let stock = StockServiceClient::new(node::cluster(&registry, "StockService", &settings.stock));
-        let orders = OrderServiceClient::new(node::cluster(&registry, "OrderService", &settings.orders));
+        let users = UserServiceClient::new(registry::cluster(&registry, USER_SERVICE, &settings.users));
+        let stock = StockServiceClient::new(registry::cluster(&registry, STOCK_SERVICE, &settings.stock));
+        let orders = OrderServiceClient::new(registry::cluster(&registry, ORDER_SERVICE, &settings.orders));
         for mut discovery in [
             users.transport().discovery().clone(),
             stock.transport().discovery().clone(),
@@ -54,11 +51,9 @@ impl Application {
         if settings.jwt.is_development_secret() {
             tracing::warn!("JWT secret is the built-in development one: set SECKILL_JWT__SECRET outside development");
         }
-        let keys = Keys::new(settings.redis_prefix.clone());
+        let keys = settings.redis.keyspace();
         let sold_out = Arc::new(SoldOutFlags::default());
-        tokio::spawn(
-            sold_out.clone().follow_restocks(settings.redis_url.clone(), format!("{}:restock", keys.prefix())),
-        );
+        tokio::spawn(sold_out.clone().follow_restocks(settings.redis.url.clone(), keys.restock_channel()));
         let state = web::Data::new(AppState {
             goods: GoodsCache::new(stock.clone(), settings.goods_cache_ttl),
             users,
@@ -72,8 +67,7 @@ impl Application {
             redis,
             sold_out,
             counters: Counters::default(),
-            metrics: common::metrics::prometheus_handle()?,
-            body_limit: settings.body_limit,
+            metrics: platform::metrics::prometheus_handle()?,
         });
         tokio::spawn(forget_idle_clients(state.clone()));
         let listener = TcpListener::bind(&settings.listen).with_context(|| format!("binding {}", settings.listen))?;
@@ -91,6 +85,7 @@ impl Application {
                 .wrap(from_fn(request_context))
                 .wrap(Compress::default())
                 .configure(routes::configure)
+                .configure(openapi::configure)
                 .default_service(web::to(|| async { Problem::not_found("no such route") }))
         })
         .listen(listener)?

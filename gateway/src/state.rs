@@ -3,50 +3,52 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::auth::JwtKeys;
-use common::contracts::order::OrderServiceClient;
-use common::contracts::stock::StockServiceClient;
-use common::contracts::user::UserServiceClient;
+use contracts::order::OrderServiceClient;
+use contracts::stock::StockServiceClient;
+use contracts::user::UserServiceClient;
 use deadpool_redis::Pool;
 use metrics_exporter_prometheus::PrometheusHandle;
+use platform::auth::JwtKeys;
 use rpc::Cluster;
 
-use crate::captcha::Captchas;
+use crate::defences::{Captchas, LocalLimits, PathTokens, SoldOutFlags, UserGate};
 use crate::goods_cache::GoodsCache;
-use crate::limits::{LocalLimits, UserGate};
-use crate::path_token::PathTokens;
-use crate::sold_out::SoldOutFlags;
 
 /// Shared state of one gateway process.
 pub struct AppState {
     /// user-service.
-    pub users: UserServiceClient<Cluster>,
+    pub(crate) users: UserServiceClient<Cluster>,
     /// stock-service.
-    pub stock: StockServiceClient<Cluster>,
+    pub(crate) stock: StockServiceClient<Cluster>,
     /// order-service.
-    pub orders: OrderServiceClient<Cluster>,
+    pub(crate) orders: OrderServiceClient<Cluster>,
     /// Redis.
-    pub redis: Pool,
+    pub(crate) redis: Pool,
     /// JWT verification.
-    pub jwt: JwtKeys,
+    pub(crate) jwt: JwtKeys,
     /// In-process rate limits.
-    pub local_limits: LocalLimits,
+    pub(crate) local_limits: LocalLimits,
     /// Per-user gate on the seckill endpoints.
-    pub user_gate: UserGate,
+    pub(crate) user_gate: UserGate,
     /// Captchas.
-    pub captchas: Captchas,
+    pub(crate) captchas: Captchas,
     /// Hidden seckill paths.
-    pub paths: PathTokens,
+    pub(crate) paths: PathTokens,
     /// Sold-out flags.
-    pub sold_out: Arc<SoldOutFlags>,
+    pub(crate) sold_out: Arc<SoldOutFlags>,
     /// Cached goods.
-    pub goods: GoodsCache,
+    pub(crate) goods: GoodsCache,
     /// Counters that tests and /admin read.
     pub counters: Counters,
     /// Renders /metrics.
-    pub metrics: PrometheusHandle,
-    /// Largest body accepted.
-    pub body_limit: usize,
+    pub(crate) metrics: PrometheusHandle,
+}
+
+impl AppState {
+    /// Whether this gateway currently answers orders for `goods_id` with its sold-out flag.
+    pub fn is_sold_out(&self, goods_id: i64) -> bool {
+        self.sold_out.is_sold_out(goods_id)
+    }
 }
 
 /// Counters of what the order endpoint did, kept in process (and exported as metrics).
@@ -58,13 +60,13 @@ pub struct Counters {
 
 impl Counters {
     /// An order RPC is about to be sent.
-    pub fn place_call(&self) {
+    pub(crate) fn place_call(&self) {
         self.place_calls.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("gateway_place_calls_total").increment(1);
     }
 
     /// An order attempt was answered by the sold-out flag, without any RPC.
-    pub fn sold_out_answer(&self) {
+    pub(crate) fn sold_out_answer(&self) {
         self.sold_out_answers.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("gateway_sold_out_flag_answers_total").increment(1);
     }

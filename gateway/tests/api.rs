@@ -2,6 +2,7 @@
 
 mod support;
 
+use contracts::keyspace::Keyspace;
 use std::collections::HashMap;
 
 use futures::future::join_all;
@@ -40,7 +41,7 @@ async fn the_full_flow_with_a_real_captcha() {
     let answer: String = {
         let mut conn = app.redis.get().await.unwrap();
         deadpool_redis::redis::cmd("GET")
-            .arg(format!("{}:{{u{user_id}}}:captcha:{goods_id}", app.prefix))
+            .arg(Keyspace::new(&app.prefix).user(user_id).captcha(goods_id))
             .query_async(&mut *conn)
             .await
             .unwrap()
@@ -100,7 +101,7 @@ async fn paths_are_single_use_and_personal_and_a_wrong_captcha_gets_no_path() {
         .post(&format!("/api/v1/seckill/goods/{goods_id}/path"), Some(alice_token), json!({"captcha": "nope!"}))
         .await;
     assert_eq!((status, body["code"].as_str()), (400, Some("BAD_CAPTCHA")));
-    let path_key = format!("{}:{{u{alice}}}:path:{goods_id}", app.prefix);
+    let path_key = Keyspace::new(&app.prefix).user(*alice).path(goods_id);
     let exists: bool = {
         let mut conn = app.redis.get().await.unwrap();
         deadpool_redis::redis::cmd("EXISTS").arg(&path_key).query_async(&mut *conn).await.unwrap()
@@ -111,7 +112,7 @@ async fn paths_are_single_use_and_personal_and_a_wrong_captcha_gets_no_path() {
     let answer: String = {
         let mut conn = app.redis.get().await.unwrap();
         deadpool_redis::redis::cmd("GET")
-            .arg(format!("{}:{{u{alice}}}:captcha:{goods_id}", app.prefix))
+            .arg(Keyspace::new(&app.prefix).user(*alice).captcha(goods_id))
             .query_async(&mut *conn)
             .await
             .unwrap()
@@ -197,13 +198,13 @@ async fn a_user_over_the_limit_gets_429_with_retry_after() {
 
 #[actix_web::test]
 async fn after_sell_out_the_flag_answers_without_any_rpc_and_a_restock_clears_it() {
-    use common::contracts::stock::{ReleaseOutcome, ReleaseScope};
+    use contracts::stock::{ReleaseOutcome, ReleaseScope};
     let app = spawn_app(Options::default()).await;
     let goods_id = app.sale(1).await;
     let users = app.users(12).await;
     // Someone holds the only unit (reserved directly: an order in the making).
     let ticket = uuid::Uuid::new_v4();
-    let stock = app.state.stock.clone();
+    let stock = app.stock_client.clone();
     stock.reserve(goods_id, users[0].0, ticket).await.unwrap();
     let (status, body) = app.buy(goods_id, &users[1].1).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("SOLD_OUT")), "learned from stock-service");
@@ -221,7 +222,7 @@ async fn after_sell_out_the_flag_answers_without_any_rpc_and_a_restock_clears_it
         Ok(ReleaseOutcome::Released)
     );
     let cleared = testkit::wait_for(std::time::Duration::from_secs(10), || async {
-        (!app.state.sold_out.is_sold_out(goods_id)).then_some(())
+        (!app.state.is_sold_out(goods_id)).then_some(())
     })
     .await;
     assert!(cleared.is_some(), "the restock notification must clear the flag");

@@ -30,7 +30,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    common::telemetry::init("loadtest", common::telemetry::LogFormat::Pretty);
+    platform::telemetry::init("loadtest", platform::telemetry::LogFormat::Pretty);
     match Cli::parse().command {
         Command::Audit(args) => audit::run(args).await,
         Command::Bench(bench) => bench.run().await,

@@ -1,12 +1,15 @@
 //! A throwaway Seckill stack inside this process, for benchmarks: its own database, Redis
 //! prefix and RabbitMQ names, services on ephemeral ports, a static registry.
 
+use platform::redis::RedisSettings;
 use std::collections::BTreeMap;
 
 use chrono::Utc;
-use common::contracts::stock::{NewGoods, StockServiceClient};
-use common::contracts::{Actor, Role};
-use common::node::{NodeSettings, RegistryKind, RegistrySettings};
+use contracts::stock::{NewGoods, StockServiceClient};
+use contracts::user::{Credentials, UserServiceClient};
+use contracts::{Actor, Role};
+use platform::node::NodeSettings;
+use platform::registry::{RegistryKind, RegistrySettings};
 use rpc::Cluster;
 use secrecy::SecretString;
 use testkit::TestDb;
@@ -40,9 +43,8 @@ impl Sandbox {
             let settings = stock_service::Settings {
                 node: NodeSettings::listening("127.0.0.1:0", None),
                 registry: testkit::static_registry(),
-                database_url: db.secret_url(),
-                redis_prefix: prefix.clone(),
-                ..Default::default()
+                database: db.settings(),
+                redis: RedisSettings::with_prefix(&prefix),
             };
             stock_apps.push(stock_service::Application::build(settings).await?);
         }
@@ -55,15 +57,19 @@ impl Sandbox {
         let mut order_settings = order_service::Settings {
             node: NodeSettings::listening("127.0.0.1:0", None),
             registry: registry.clone(),
-            database_url: db.secret_url(),
-            redis_prefix: prefix.clone(),
+            database: db.settings(),
+            redis: RedisSettings::with_prefix(&prefix),
             ..Default::default()
         };
         order_settings.reconciler.enabled = false;
         order_settings.broker.prefix = prefix.clone();
         order_settings.broker.url = SecretString::from(testkit::amqp_url());
         let connected = registry.connect().await?;
-        let stock = StockServiceClient::new(common::node::cluster(&connected, "StockService", &Default::default()));
+        let stock = StockServiceClient::new(platform::registry::cluster(
+            &connected,
+            contracts::names::STOCK_SERVICE,
+            &Default::default(),
+        ));
         Ok(Sandbox { db, redis: testkit::redis_pool().await, prefix, stock_apps, stock, order_settings })
     }
 
@@ -89,13 +95,7 @@ impl Sandbox {
         for app in self.stock_apps {
             app.stop().await;
         }
-        let topology = order_service::broker::Topology::new(&self.prefix, 5);
-        if let Ok(connection) = order_service::broker::connect(&SecretString::from(testkit::amqp_url())).await {
-            if let Ok(channel) = connection.create_channel().await {
-                let _ = topology.delete(&channel).await;
-                order_service::broker::close(&connection, channel).await;
-            }
-        }
+        order_service::broker::Topology::remove(&self.order_settings.broker).await;
         testkit::clear_redis_prefix(&self.redis, &self.prefix).await;
     }
 }
@@ -118,20 +118,19 @@ impl FullStack {
     /// Starts everything; the gateway with `limits` and the captcha in test mode (`k6-test`).
     pub async fn start(limits: gateway::settings::LimitSettings) -> anyhow::Result<FullStack> {
         let sandbox = Sandbox::start(1).await?;
-        let jwt = common::auth::JwtSettings {
+        let jwt = platform::auth::JwtSettings {
             secret: SecretString::from(format!("bench-{}", sandbox.prefix)),
             ..Default::default()
         };
         let user = user_service::Application::build(user_service::Settings {
             node: NodeSettings::listening("127.0.0.1:0", None),
             registry: testkit::static_registry(),
-            database_url: sandbox.db.secret_url(),
+            database: sandbox.db.settings(),
             jwt: jwt.clone(),
             admin: user_service::settings::AdminBootstrap {
                 username: "admin".into(),
                 password: Some(SecretString::from("admin-password")),
             },
-            ..Default::default()
         })
         .await?;
         let order = order_service::Application::build(sandbox.order_settings.clone()).await?;
@@ -142,7 +141,7 @@ impl FullStack {
         let settings = gateway::Settings {
             listen: "127.0.0.1:0".into(),
             registry: RegistrySettings { kind: RegistryKind::Static, endpoints, ..Default::default() },
-            redis_prefix: sandbox.prefix.clone(),
+            redis: RedisSettings::with_prefix(&sandbox.prefix),
             jwt,
             captcha: gateway::settings::CaptchaSettings { test_answer: Some("k6-test".into()), ..Default::default() },
             limits,
@@ -151,13 +150,9 @@ impl FullStack {
         let app = gateway::Application::build(settings).await?;
         let base_url = format!("http://127.0.0.1:{}", app.port());
         let gateway = app.spawn();
-        let admin = user.users();
-        let session = common::contracts::user::UserService::login(
-            admin,
-            common::contracts::user::Credentials { username: "admin".into(), password: "admin-password".into() },
-        )
-        .await
-        .map_err(|err| anyhow::anyhow!("admin login: {err}"))?;
+        let users = UserServiceClient::new(rpc::Channel::new(user.address().to_string(), Default::default()));
+        let admin = Credentials { username: "admin".into(), password: "admin-password".into() };
+        let session = users.login(admin).await.map_err(|err| anyhow::anyhow!("admin login: {err}"))?;
         Ok(FullStack { sandbox, base_url, admin_token: session.token, user, order, worker, gateway })
     }
 

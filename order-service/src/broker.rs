@@ -1,16 +1,11 @@
-//! RabbitMQ: the topology, and a publisher that reports success only on the broker's confirm.
-//!
-//! ```text
-//! place ──► {p}.orders (direct) ──create──► {p}.orders.create (quorum, delivery limit N)
-//!                                               │ rejected, or delivered N times
-//!                                               ▼
-//!                                    {p}.orders.dlx (fanout) ──► {p}.orders.dead
-//! ```
+//! RabbitMQ: the topology (names from [`contracts::keyspace::OrderQueues`]), and a publisher that
+//! reports success only on the broker's confirm.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::contracts::order::OrderMessage;
+use contracts::keyspace::OrderQueues;
+use contracts::order::OrderMessage;
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
     QueueDeclareOptions, QueueDeleteOptions,
@@ -21,51 +16,43 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::settings::BrokerSettings;
 
-/// The routing key of order-creation messages.
-const ROUTING_KEY: &str = "create";
+const ROUTING_KEY: &str = OrderQueues::ROUTING_KEY;
 
-/// Names of the exchanges and queues, derived from one prefix.
+/// The exchanges and queues of the order pipeline, as the settings say.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Topology {
-    /// Direct exchange orders are published to.
-    pub exchange: String,
-    /// Quorum queue the workers consume.
-    pub queue: String,
-    /// Fanout exchange for dead letters.
-    pub dead_exchange: String,
-    /// Where dead letters stay for inspection.
-    pub dead_queue: String,
+    /// Their names.
+    pub names: OrderQueues,
     /// Deliveries before the broker dead-letters a message.
     pub delivery_limit: u32,
 }
 
 impl Topology {
-    /// Names under `prefix`.
-    pub fn new(prefix: &str, delivery_limit: u32) -> Topology {
-        Topology {
-            exchange: format!("{prefix}.orders"),
-            queue: format!("{prefix}.orders.create"),
-            dead_exchange: format!("{prefix}.orders.dlx"),
-            dead_queue: format!("{prefix}.orders.dead"),
-            delivery_limit,
-        }
+    /// The topology the broker settings describe: every process of one system declares the same.
+    pub fn new(settings: &BrokerSettings) -> Topology {
+        Topology { names: OrderQueues::new(&settings.prefix), delivery_limit: settings.delivery_limit }
     }
 
     /// Declares everything (idempotent; safe from every process at start-up).
     pub async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
         let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
         channel
-            .exchange_declare(self.exchange.as_str().into(), ExchangeKind::Direct, durable, FieldTable::default())
+            .exchange_declare(self.names.exchange.as_str().into(), ExchangeKind::Direct, durable, FieldTable::default())
             .await?;
         channel
-            .exchange_declare(self.dead_exchange.as_str().into(), ExchangeKind::Fanout, durable, FieldTable::default())
+            .exchange_declare(
+                self.names.dead_exchange.as_str().into(),
+                ExchangeKind::Fanout,
+                durable,
+                FieldTable::default(),
+            )
             .await?;
         let durable_queue = QueueDeclareOptions { durable: true, ..Default::default() };
-        channel.queue_declare(self.dead_queue.as_str().into(), durable_queue, FieldTable::default()).await?;
+        channel.queue_declare(self.names.dead_queue.as_str().into(), durable_queue, FieldTable::default()).await?;
         channel
             .queue_bind(
-                self.dead_queue.as_str().into(),
-                self.dead_exchange.as_str().into(),
+                self.names.dead_queue.as_str().into(),
+                self.names.dead_exchange.as_str().into(),
                 "".into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
@@ -77,13 +64,13 @@ impl Topology {
         arguments.insert("x-delivery-limit".into(), AMQPValue::LongInt(self.delivery_limit as i32));
         arguments.insert(
             "x-dead-letter-exchange".into(),
-            AMQPValue::LongString(LongString::from(self.dead_exchange.as_str())),
+            AMQPValue::LongString(LongString::from(self.names.dead_exchange.as_str())),
         );
-        channel.queue_declare(self.queue.as_str().into(), durable_queue, arguments).await?;
+        channel.queue_declare(self.names.queue.as_str().into(), durable_queue, arguments).await?;
         channel
             .queue_bind(
-                self.queue.as_str().into(),
-                self.exchange.as_str().into(),
+                self.names.queue.as_str().into(),
+                self.names.exchange.as_str().into(),
                 ROUTING_KEY.into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
@@ -94,21 +81,34 @@ impl Topology {
 }
 
 impl Topology {
-    /// Deletes the queues and exchanges (tests and benchmarks clean up with this).
+    /// Deletes the queues and exchanges.
     pub async fn delete(&self, channel: &Channel) -> lapin::Result<()> {
-        for queue in [&self.queue, &self.dead_queue] {
+        for queue in [&self.names.queue, &self.names.dead_queue] {
             channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await?;
         }
-        for exchange in [&self.exchange, &self.dead_exchange] {
+        for exchange in [&self.names.exchange, &self.names.dead_exchange] {
             channel.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default()).await?;
         }
         Ok(())
     }
 
+    /// Deletes the queues and exchanges under `settings` from the broker, if it answers (tests
+    /// and benchmarks clean up with this).
+    pub async fn remove(settings: &BrokerSettings) {
+        let topology = Topology::new(settings);
+        if let Ok(connection) = connect(&settings.url).await {
+            if let Ok(channel) = connection.create_channel().await {
+                let _ = topology.delete(&channel).await;
+                close(&connection, channel).await;
+            }
+        }
+    }
+
     /// Messages waiting in the dead-letter queue.
     pub async fn dead_letters(&self, channel: &Channel) -> lapin::Result<u32> {
         let passive = QueueDeclareOptions { passive: true, ..Default::default() };
-        let queue = channel.queue_declare(self.dead_queue.as_str().into(), passive, FieldTable::default()).await?;
+        let queue =
+            channel.queue_declare(self.names.dead_queue.as_str().into(), passive, FieldTable::default()).await?;
         Ok(queue.message_count())
     }
 }
@@ -154,10 +154,10 @@ pub struct Publisher {
 impl Publisher {
     /// A publisher; connects (and declares the topology) at once, so start-up fails clearly when
     /// the broker is unreachable.
-    pub async fn connect(settings: &BrokerSettings, topology: Topology) -> lapin::Result<Publisher> {
+    pub async fn connect(settings: &BrokerSettings) -> lapin::Result<Publisher> {
         let publisher = Publisher {
             url: settings.url.clone(),
-            topology,
+            topology: Topology::new(settings),
             confirm_timeout: settings.confirm_timeout,
             channel: Mutex::new(None),
             reconnect: tokio::sync::Mutex::new(()),
@@ -225,7 +225,7 @@ impl Publisher {
         let confirmed = tokio::time::timeout(timeout, async {
             let confirm = channel
                 .basic_publish(
-                    self.topology.exchange.as_str().into(),
+                    self.topology.names.exchange.as_str().into(),
                     ROUTING_KEY.into(),
                     options,
                     &payload,

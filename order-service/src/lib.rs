@@ -3,12 +3,14 @@
 //! # Layout
 //!
 //! - [`settings`]: configuration of both binaries (`SECKILL_*`).
-//! - [`startup`]: [`Application`] (the RPC service) and [`WorkerApplication`] (consumers and the
+//! - `startup`: [`Application`] (the RPC service) and [`WorkerApplication`] (consumers and the
 //!   reconciler).
-//! - [`service`]: `OrderService`: `place` = reserve + publisher-confirmed message, `result`, `get_order`.
+//! - `service`: `OrderService`: `place` = reserve + publisher-confirmed message, `result`, `get_order`.
 //! - [`broker`]: the RabbitMQ topology (quorum queue, dead-letter exchange and queue) and the
 //!   confirm-mode publisher.
-//! - [`worker`]: consumers that write orders in batches (`worker::writer`) and settle messages.
+//! - `worker`: consumers that write orders in batches and settle messages.
+//! - [`snowflake`] and [`worker_lease`]: order ids, unique across workers through worker ids
+//!   leased from Redis.
 //! - [`results`]: order outcomes in Redis, for polling.
 //! - [`reconciler`]: rebuilds lost sale states, releases orphaned reservations.
 //! - [`store`]: the `orders` table and the stock guard.
@@ -19,11 +21,13 @@
 pub mod broker;
 pub mod reconciler;
 pub mod results;
-pub mod service;
+mod service;
 pub mod settings;
-pub mod startup;
+pub mod snowflake;
+mod startup;
 pub mod store;
-pub mod worker;
+mod worker;
+pub mod worker_lease;
 
 pub use self::settings::Settings;
 pub use self::startup::{Application, WorkerApplication};

@@ -10,7 +10,8 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use common::contracts::stock::{ReleaseOutcome, ReleaseScope, RewarmOutcome, StockServiceClient};
+use contracts::keyspace::Keyspace;
+use contracts::stock::{ReleaseOutcome, ReleaseScope, RewarmOutcome, StockServiceClient};
 use deadpool_redis::Pool;
 use deadpool_redis::redis;
 use rpc::Transport;
@@ -35,8 +36,8 @@ pub struct Reconciler<T> {
     pub results: Results,
     /// For the pass lock.
     pub redis: Pool,
-    /// Key prefix (the lock is `{prefix}:reconciler:lock`).
-    pub prefix: String,
+    /// Key names (the pass lock).
+    pub keys: Keyspace,
     /// Age past which an unticketed reservation is an orphan.
     pub grace: Duration,
 }
@@ -60,7 +61,7 @@ impl<T: Transport> Reconciler<T> {
 
     /// Runs a pass if no other process holds the lock; `None` when another one does.
     pub async fn pass_if_leader(&self, lock_ttl: Duration) -> anyhow::Result<Option<Pass>> {
-        let key = format!("{}:reconciler:lock", self.prefix);
+        let key = self.keys.reconciler_lock();
         let token = uuid::Uuid::new_v4().to_string();
         let mut conn = self.redis.get().await?;
         let acquired: Option<String> = redis::cmd("SET")

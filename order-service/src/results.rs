@@ -2,7 +2,8 @@
 //! `s:<ticket>:<order id>` (success) or `f:<ticket>:<reason>` (failed). Each entry names its
 //! ticket, so a late "queued" never hides the final outcome of the same ticket.
 
-use common::contracts::order::OrderResult;
+use contracts::keyspace::Keyspace;
+use contracts::order::OrderResult;
 use deadpool_redis::Pool;
 use deadpool_redis::redis::{self, Script};
 use uuid::Uuid;
@@ -43,6 +44,19 @@ pub enum Outcome {
     Failed(String),
 }
 
+/// The final outcome of one ticket, to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TicketOutcome {
+    /// The goods.
+    pub goods_id: i64,
+    /// The buyer.
+    pub user_id: i64,
+    /// The ticket.
+    pub ticket: Uuid,
+    /// What became of it.
+    pub outcome: Outcome,
+}
+
 /// What is recorded for one user and goods.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recorded {
@@ -56,19 +70,19 @@ pub struct Recorded {
 #[derive(Clone, Debug)]
 pub struct Results {
     redis: Pool,
-    prefix: String,
+    keys: Keyspace,
     mark_queued: Script,
     record: Script,
 }
 
 impl Results {
-    /// A store under `prefix` (the same prefix as the sale state, so keys share its hash tag).
-    pub fn new(redis: Pool, prefix: impl Into<String>) -> Results {
-        Results { redis, prefix: prefix.into(), mark_queued: Script::new(MARK_QUEUED), record: Script::new(RECORD) }
+    /// A store with keys named by `keys` (the sale's keyspace: results share its hash tag).
+    pub fn new(redis: Pool, keys: Keyspace) -> Results {
+        Results { redis, keys, mark_queued: Script::new(MARK_QUEUED), record: Script::new(RECORD) }
     }
 
     fn key(&self, goods_id: i64) -> String {
-        format!("{}:{{g{goods_id}}}:results", self.prefix)
+        self.keys.sale(goods_id).results
     }
 
     /// Records that `ticket` is queued (after the broker confirmed its message).
@@ -85,16 +99,16 @@ impl Results {
     }
 
     /// Records final outcomes: one script call per goods (a batch is usually one goods).
-    pub async fn record(&self, outcomes: &[(i64, i64, Uuid, Outcome)]) -> redis::RedisResult<()> {
-        let mut by_goods: std::collections::BTreeMap<i64, Vec<&(i64, i64, Uuid, Outcome)>> = Default::default();
+    pub async fn record(&self, outcomes: &[TicketOutcome]) -> redis::RedisResult<()> {
+        let mut by_goods: std::collections::BTreeMap<i64, Vec<&TicketOutcome>> = Default::default();
         for outcome in outcomes {
-            by_goods.entry(outcome.0).or_default().push(outcome);
+            by_goods.entry(outcome.goods_id).or_default().push(outcome);
         }
         let mut conn = self.redis.get().await.map_err(to_redis)?;
         for (goods_id, outcomes) in by_goods {
             let key = self.key(goods_id);
             let mut invocation = self.record.key(&key);
-            for (_, user_id, ticket, outcome) in outcomes {
+            for TicketOutcome { user_id, ticket, outcome, .. } in outcomes {
                 let value = match outcome {
                     Outcome::Success(order_id) => format!("s:{ticket}:{order_id}"),
                     Outcome::Failed(reason) => format!("f:{ticket}:{reason}"),

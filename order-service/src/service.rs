@@ -1,8 +1,8 @@
 //! The `OrderService` implementation: place (reserve, publish, confirm), result, get.
 
-use common::contracts::Actor;
-use common::contracts::order::{OrderAudit, OrderError, OrderMessage, OrderResult, OrderService, OrderView, Ticket};
-use common::contracts::stock::{ReleaseOutcome, ReleaseScope, ReserveOutcome, StockError, StockServiceClient};
+use contracts::Actor;
+use contracts::order::{OrderAudit, OrderError, OrderMessage, OrderResult, OrderService, OrderView, Ticket};
+use contracts::stock::{ReleaseOutcome, ReleaseScope, ReserveOutcome, StockError, StockServiceClient};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use crate::results::Results;
 use crate::store;
 
 /// The order service. Cheap to clone (its parts are handles).
-pub struct Orders<T> {
+pub(crate) struct Orders<T> {
     pool: PgPool,
     stock: StockServiceClient<T>,
     publisher: Arc<Publisher>,
@@ -38,7 +38,7 @@ const ANSWER_MARGIN: Duration = Duration::from_millis(100);
 
 impl<T: Transport + Clone> Orders<T> {
     /// The service over its dependencies.
-    pub fn new(pool: PgPool, stock: StockServiceClient<T>, publisher: Publisher, results: Results) -> Self {
+    pub(crate) fn new(pool: PgPool, stock: StockServiceClient<T>, publisher: Publisher, results: Results) -> Self {
         Orders { pool, stock, publisher: Arc::new(publisher), results }
     }
 

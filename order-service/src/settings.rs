@@ -3,12 +3,22 @@
 
 use std::time::Duration;
 
-use common::node::{NodeSettings, RegistrySettings};
+use contracts::keyspace::OrderQueues;
+use platform::db::DatabaseSettings;
+use platform::node::NodeSettings;
+use platform::redis::RedisSettings;
+use platform::registry::RegistrySettings;
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+
+/// What order-service defaults to where the settings types cannot know it (see
+/// [`platform::config::load_with`]).
+pub const SERVICE_DEFAULTS: &[(&str, &str)] = &[("listen", "0.0.0.0:7003"), ("metrics_listen", "0.0.0.0:9103")];
+/// What order-worker defaults to: its own metrics port, so it can run next to an order-service.
+pub const WORKER_DEFAULTS: &[(&str, &str)] = &[("metrics_listen", "0.0.0.0:9104")];
 
 /// Settings of both binaries (each reads the parts it needs).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct Settings {
     /// Listen address, metrics, logs, RPC limits (`SECKILL_LISTEN`, ...).
@@ -18,18 +28,12 @@ pub struct Settings {
     pub registry: RegistrySettings,
     /// How calls to stock-service are balanced, broken and retried (`SECKILL_STOCK__BALANCER`, ...).
     pub stock: rpc::ClusterConfig,
-    /// PostgreSQL (`SECKILL_DATABASE_URL`).
-    #[serde(serialize_with = "common::config::expose")]
-    pub database_url: SecretString,
-    /// PostgreSQL pool size.
-    pub database_max_connections: u32,
-    /// Apply pending migrations at start-up.
-    pub migrate: bool,
-    /// Redis (`SECKILL_REDIS_URL`).
-    #[serde(serialize_with = "common::config::expose")]
-    pub redis_url: SecretString,
-    /// Prefix of every Redis key (`sk`, shared with stock-service).
-    pub redis_prefix: String,
+    /// PostgreSQL (`SECKILL_DATABASE_URL`, ...).
+    #[serde(flatten)]
+    pub database: DatabaseSettings,
+    /// Redis: results, worker id leases, the reconciler's lock (`SECKILL_REDIS_URL`, ...).
+    #[serde(flatten)]
+    pub redis: RedisSettings,
     /// RabbitMQ (`SECKILL_BROKER__URL`, ...).
     pub broker: BrokerSettings,
     /// Order workers (`SECKILL_WORKER__BATCH_SIZE`, ...).
@@ -39,11 +43,10 @@ pub struct Settings {
 }
 
 /// RabbitMQ settings.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct BrokerSettings {
     /// AMQP URL.
-    #[serde(serialize_with = "common::config::expose")]
     pub url: SecretString,
     /// Prefix of the exchange and queue names (`seckill` → `seckill.orders`, ...).
     pub prefix: String,
@@ -57,7 +60,7 @@ pub struct BrokerSettings {
 }
 
 /// Order worker settings.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct WorkerSettings {
     /// Consumers per worker process (each its own channel and batches).
@@ -72,7 +75,7 @@ pub struct WorkerSettings {
 }
 
 /// Reconciler settings.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct ReconcilerSettings {
     /// Run the reconciler in this worker process (one of them takes a lock per pass).
@@ -85,29 +88,11 @@ pub struct ReconcilerSettings {
     pub grace: Duration,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            node: NodeSettings::listening("0.0.0.0:7003", Some("0.0.0.0:9103")),
-            registry: RegistrySettings::default(),
-            stock: rpc::ClusterConfig::default(),
-            database_url: SecretString::from("postgres://postgres@127.0.0.1:5432/seckill"),
-            database_max_connections: 10,
-            migrate: true,
-            redis_url: SecretString::from("redis://127.0.0.1:6379"),
-            redis_prefix: "sk".into(),
-            broker: BrokerSettings::default(),
-            worker: WorkerSettings::default(),
-            reconciler: ReconcilerSettings::default(),
-        }
-    }
-}
-
 impl Default for BrokerSettings {
     fn default() -> Self {
         BrokerSettings {
             url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
-            prefix: "seckill".into(),
+            prefix: OrderQueues::DEFAULT_PREFIX.into(),
             delivery_limit: 20,
             confirm_timeout: Duration::from_secs(5),
         }

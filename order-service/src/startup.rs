@@ -4,12 +4,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::worker_lease::WorkerLease;
 use anyhow::Context;
-use common::contracts::order::OrderServiceServer;
-use common::contracts::stock::StockServiceClient;
-use common::error::DependencyError;
-use common::node::{self, Node};
-use common::worker_lease::WorkerLease;
+use contracts::names::{ORDER_SERVICE, STOCK_SERVICE};
+use contracts::order::OrderServiceServer;
+use contracts::stock::StockServiceClient;
+use platform::error::DependencyError;
+use platform::node::Node;
+use platform::registry;
 use rpc::Cluster;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
@@ -33,14 +35,11 @@ struct Dependencies {
 
 impl Dependencies {
     async fn connect(settings: &Settings) -> anyhow::Result<Dependencies> {
-        let pool = common::db::connect(&settings.database_url, settings.database_max_connections).await?;
-        if settings.migrate {
-            common::db::migrate(&pool).await.context("applying database migrations")?;
-        }
-        let redis = common::redis::connect(&settings.redis_url, 16).await?;
+        let pool = settings.database.connect().await?;
+        let redis = settings.redis.connect().await?;
         let registry = settings.registry.connect().await?;
-        let stock = StockServiceClient::new(node::cluster(&registry, "StockService", &settings.stock));
-        let topology = Topology::new(&settings.broker.prefix, settings.broker.delivery_limit);
+        let stock = StockServiceClient::new(registry::cluster(&registry, STOCK_SERVICE, &settings.stock));
+        let topology = Topology::new(&settings.broker);
         Ok(Dependencies { pool, redis, registry, stock, topology })
     }
 }
@@ -59,13 +58,11 @@ impl Application {
     /// starts serving.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let deps = Dependencies::connect(&settings).await?;
-        let publisher = Publisher::connect(&settings.broker, deps.topology.clone())
-            .await
-            .map_err(|err| broker_unreachable(&settings, err))?;
-        let results = Results::new(deps.redis.clone(), settings.redis_prefix.clone());
+        let publisher = Publisher::connect(&settings.broker).await.map_err(|err| broker_unreachable(&settings, err))?;
+        let results = Results::new(deps.redis.clone(), settings.redis.keyspace());
         let orders = Orders::new(deps.pool, deps.stock, publisher, results);
         let server = rpc::Server::new(settings.node.rpc.clone()).add_service(OrderServiceServer::new(orders));
-        let node = Node::start(&settings.node, server, &["OrderService"], &deps.registry)
+        let node = Node::start(&settings.node, server, &[ORDER_SERVICE], &deps.registry)
             .await
             .context("starting the RPC server")?;
         Ok(Application { node })
@@ -99,7 +96,7 @@ impl WorkerApplication {
     pub async fn build(settings: Settings) -> anyhow::Result<WorkerApplication> {
         let deps = Dependencies::connect(&settings).await?;
         if let Some(listen) = settings.node.metrics_listen {
-            if let Err(err) = common::metrics::serve_prometheus(listen) {
+            if let Err(err) = platform::metrics::serve_prometheus(listen) {
                 tracing::warn!(%listen, %err, "metrics exporter not started");
             }
         }
@@ -110,28 +107,28 @@ impl WorkerApplication {
         deps.topology.declare(&channel).await.map_err(|err| broker_unreachable(&settings, err))?;
         crate::broker::close(&connection, channel).await;
 
-        let lease = WorkerLease::acquire(&deps.redis, &settings.redis_prefix, std::time::Duration::from_secs(30))
+        let keys = settings.redis.keyspace();
+        let lease = WorkerLease::acquire(&deps.redis, &keys, std::time::Duration::from_secs(30))
             .await
             .context("leasing a snowflake worker id")?;
         let ids = Arc::new(lease.snowflake()?);
-        let results = Results::new(deps.redis.clone(), settings.redis_prefix.clone());
+        let results = Results::new(deps.redis.clone(), keys.clone());
         let shutdown = CancellationToken::new();
-        let worker = Arc::new(Worker {
-            amqp_url: settings.broker.url.clone(),
-            topology: deps.topology.clone(),
-            settings: settings.worker.clone(),
-            writer: Writer::new(deps.pool.clone(), deps.stock.clone(), ids),
-            stock: deps.stock.clone(),
-            results: results.clone(),
-            backoff: Default::default(),
-        });
+        let worker = Arc::new(Worker::new(
+            settings.broker.url.clone(),
+            deps.topology.clone(),
+            settings.worker.clone(),
+            Writer::new(deps.pool.clone(), deps.stock.clone(), ids),
+            deps.stock.clone(),
+            results.clone(),
+        ));
         let mut tasks = vec![tokio::spawn(worker.run(shutdown.clone()))];
         if settings.reconciler.enabled {
             let reconciler = Reconciler {
                 stock: deps.stock.clone(),
                 results,
                 redis: deps.redis.clone(),
-                prefix: settings.redis_prefix.clone(),
+                keys,
                 grace: settings.reconciler.grace,
             };
             tasks.push(tokio::spawn(reconciler.run(settings.reconciler.interval, shutdown.clone())));

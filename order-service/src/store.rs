@@ -1,14 +1,15 @@
 //! The `orders` table, and the stock guard on `seckill_goods`. Every query binds its parameters.
 
 use chrono::{DateTime, Utc};
-use common::contracts::order::{OrderMessage, OrderView};
+use contracts::keyspace::SaleLock;
+use contracts::order::{OrderMessage, OrderView};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-/// Takes the goods' advisory lock in shared mode for the rest of the transaction: many workers
+/// Takes the sale's advisory lock in shared mode for the rest of the transaction: many workers
 /// write orders at once, but never while a sale state is being rebuilt from this table.
-pub async fn lock_goods_shared(conn: &mut PgConnection, goods_id: i64) -> sqlx::Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)").bind(goods_id).execute(conn).await?;
+pub(crate) async fn lock_sale_shared(conn: &mut PgConnection, lock: SaleLock) -> sqlx::Result<()> {
+    sqlx::query(SaleLock::SHARED).bind(lock.id()).execute(conn).await?;
     Ok(())
 }
 
@@ -40,7 +41,7 @@ pub async fn insert_orders(
 
 /// The last line of defence against overselling: takes `n` units off the database stock only if
 /// there are `n` left. Returns whether it did.
-pub async fn take_stock(conn: &mut PgConnection, goods_id: i64, n: i64) -> sqlx::Result<bool> {
+pub(crate) async fn take_stock(conn: &mut PgConnection, goods_id: i64, n: i64) -> sqlx::Result<bool> {
     let updated = sqlx::query("UPDATE seckill_goods SET stock = stock - $2 WHERE goods_id = $1 AND stock >= $2")
         .bind(goods_id)
         .bind(n)
@@ -50,7 +51,7 @@ pub async fn take_stock(conn: &mut PgConnection, goods_id: i64, n: i64) -> sqlx:
 }
 
 /// Orders and distinct buyers of a goods.
-pub async fn counts(pool: &PgPool, goods_id: i64) -> sqlx::Result<(i64, i64)> {
+pub(crate) async fn counts(pool: &PgPool, goods_id: i64) -> sqlx::Result<(i64, i64)> {
     sqlx::query_as("SELECT count(*), count(DISTINCT user_id) FROM orders WHERE goods_id = $1")
         .bind(goods_id)
         .fetch_one(pool)
@@ -58,12 +59,12 @@ pub async fn counts(pool: &PgPool, goods_id: i64) -> sqlx::Result<(i64, i64)> {
 }
 
 /// How many of `tickets` have an order.
-pub async fn count_tickets(pool: &PgPool, tickets: &[Uuid]) -> sqlx::Result<i64> {
+pub(crate) async fn count_tickets(pool: &PgPool, tickets: &[Uuid]) -> sqlx::Result<i64> {
     sqlx::query_scalar("SELECT count(*) FROM orders WHERE ticket = ANY($1)").bind(tickets).fetch_one(pool).await
 }
 
 /// Order ids of the given tickets that exist.
-pub async fn ids_by_ticket(conn: &mut PgConnection, tickets: &[Uuid]) -> sqlx::Result<Vec<(Uuid, i64)>> {
+pub(crate) async fn ids_by_ticket(conn: &mut PgConnection, tickets: &[Uuid]) -> sqlx::Result<Vec<(Uuid, i64)>> {
     sqlx::query_as("SELECT ticket, id FROM orders WHERE ticket = ANY($1)").bind(tickets).fetch_all(conn).await
 }
 
@@ -93,7 +94,7 @@ impl From<OrderRow> for OrderView {
 }
 
 /// An order by id.
-pub async fn by_id(pool: &PgPool, id: i64) -> sqlx::Result<Option<OrderView>> {
+pub(crate) async fn by_id(pool: &PgPool, id: i64) -> sqlx::Result<Option<OrderView>> {
     let row: Option<OrderRow> = sqlx::query_as(
         "SELECT id, user_id, goods_id, ticket, price_cents, status, created_at FROM orders WHERE id = $1",
     )
@@ -104,7 +105,7 @@ pub async fn by_id(pool: &PgPool, id: i64) -> sqlx::Result<Option<OrderView>> {
 }
 
 /// The order of a user for a goods, if any.
-pub async fn by_user_and_goods(pool: &PgPool, user_id: i64, goods_id: i64) -> sqlx::Result<Option<OrderView>> {
+pub(crate) async fn by_user_and_goods(pool: &PgPool, user_id: i64, goods_id: i64) -> sqlx::Result<Option<OrderView>> {
     let row: Option<OrderRow> = sqlx::query_as(
         "SELECT id, user_id, goods_id, ticket, price_cents, status, created_at FROM orders
           WHERE user_id = $1 AND goods_id = $2",

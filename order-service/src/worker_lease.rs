@@ -1,6 +1,6 @@
 //! Snowflake worker ids leased from Redis, so two running processes never share one.
 //!
-//! A lease is `SET {prefix}:snowflake:worker:{id} <token> NX PX <ttl>`, renewed every third of the
+//! A lease is `SET <lease key> <token> NX PX <ttl>` ([`Keyspace::worker_lease`]), renewed every third of the
 //! TTL by a script that extends the key only if it still holds our token (or takes it back if
 //! the key vanished with a Redis restart: nobody else can hold it then). Ids are issued only
 //! while the lease is known valid (see [`crate::snowflake::LeaseDeadline`]): if renewals fail for
@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use contracts::keyspace::Keyspace;
 use deadpool_redis::Pool;
 use deadpool_redis::redis::{self, Script};
 
@@ -58,15 +59,15 @@ pub struct WorkerLease {
 }
 
 impl WorkerLease {
-    /// Leases a free worker id under `prefix`, trying ids from a random start.
-    pub async fn acquire(pool: &Pool, prefix: &str, ttl: Duration) -> Result<WorkerLease, LeaseError> {
+    /// Leases a free worker id (keys named by `keys`), trying ids from a random start.
+    pub async fn acquire(pool: &Pool, keys: &Keyspace, ttl: Duration) -> Result<WorkerLease, LeaseError> {
         let mut conn = pool.get().await.map_err(|e| LeaseError::Redis(e.to_string()))?;
         let token = uuid::Uuid::new_v4().to_string();
         let start = rand::random_range(0..=MAX_WORKER_ID);
         let ttl_ms = ttl.as_millis() as u64;
         for offset in 0..=MAX_WORKER_ID {
             let worker_id = (start + offset) % (MAX_WORKER_ID + 1);
-            let key = format!("{prefix}:snowflake:worker:{worker_id}");
+            let key = keys.worker_lease(worker_id);
             let started = SystemClock.now_ms();
             let acquired: Option<String> = redis::cmd("SET")
                 .arg(&key)

@@ -2,10 +2,11 @@
 
 mod support;
 
+use contracts::keyspace::{Keyspace, OrderQueues};
 use std::time::Duration;
 
-use common::contracts::order::{OrderError, OrderMessage, OrderResult};
-use common::contracts::stock::ReserveOutcome;
+use contracts::order::{OrderError, OrderMessage, OrderResult};
+use contracts::stock::ReserveOutcome;
 use futures::future::join_all;
 use lapin::BasicProperties;
 use lapin::options::BasicPublishOptions;
@@ -25,15 +26,15 @@ async fn a_poison_message_is_dead_lettered_and_its_unit_released() {
     assert!(matches!(stack.stock.reserve(goods, 5, ticket).await, Ok(ReserveOutcome::Reserved { .. })));
     // A message the database will always refuse (negative price violates a CHECK), and one that
     // is not even JSON.
-    let publisher = Publisher::connect(&stack.settings.broker, stack.topology()).await.unwrap();
+    let publisher = Publisher::connect(&stack.settings.broker).await.unwrap();
     publisher.publish(&OrderMessage { ticket, user_id: 5, goods_id: goods, price_cents: -5 }).await.unwrap();
     let connection = order_service::broker::connect(&SecretString::from(testkit::amqp_url())).await.unwrap();
     let channel = connection.create_channel().await.unwrap();
     let topology = stack.topology();
     channel
         .basic_publish(
-            topology.exchange.as_str().into(),
-            "create".into(),
+            topology.names.exchange.as_str().into(),
+            OrderQueues::ROUTING_KEY.into(),
             BasicPublishOptions::default(),
             b"not json",
             BasicProperties::default(),
@@ -88,9 +89,9 @@ async fn after_redis_loses_a_sale_mid_flight_the_reconciler_restores_it_and_the_
     testkit::clear_redis_prefix(&stack.redis, &stack.prefix).await;
     let reconciler = Reconciler {
         stock: stack.stock.clone(),
-        results: Results::new(stack.redis.clone(), stack.prefix.clone()),
+        results: Results::new(stack.redis.clone(), Keyspace::new(&stack.prefix)),
         redis: stack.redis.clone(),
-        prefix: stack.prefix.clone(),
+        keys: Keyspace::new(&stack.prefix),
         grace: Duration::from_secs(60),
     };
     let pass = reconciler.pass().await.unwrap();
@@ -144,9 +145,9 @@ async fn the_reconciler_releases_orphans_but_not_ticketed_reservations() {
     stack.orders.place(2, goods).await.unwrap();
     let reconciler = Reconciler {
         stock: stack.stock.clone(),
-        results: Results::new(stack.redis.clone(), stack.prefix.clone()),
+        results: Results::new(stack.redis.clone(), Keyspace::new(&stack.prefix)),
         redis: stack.redis.clone(),
-        prefix: stack.prefix.clone(),
+        keys: Keyspace::new(&stack.prefix),
         grace: Duration::ZERO,
     };
     tokio::time::sleep(Duration::from_millis(5)).await; // both reservations are now older than the grace

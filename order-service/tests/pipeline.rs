@@ -4,8 +4,8 @@ mod support;
 
 use std::collections::HashSet;
 
-use common::contracts::order::{OrderError, OrderMessage, OrderResult, Ticket};
-use common::contracts::stock::ReserveOutcome;
+use contracts::order::{OrderError, OrderMessage, OrderResult, Ticket};
+use contracts::stock::ReserveOutcome;
 use futures::future::join_all;
 use order_service::broker::Publisher;
 use rpc::Error;
@@ -98,7 +98,7 @@ async fn a_redelivered_message_whose_order_was_committed_is_acknowledged_as_writ
         .execute(&stack.db.pool)
         .await
         .unwrap();
-    let publisher = Publisher::connect(&stack.settings.broker, stack.topology()).await.unwrap();
+    let publisher = Publisher::connect(&stack.settings.broker).await.unwrap();
     publisher.publish(&OrderMessage { ticket, user_id: 7, goods_id: goods, price_cents: 100 }).await.unwrap();
 
     let worker = stack.worker().await;

@@ -1,15 +1,16 @@
 //! Snowflake ids from generators whose worker ids are leased from the real Redis.
 
+use contracts::keyspace::Keyspace;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::worker_lease::WorkerLease;
+use order_service::worker_lease::WorkerLease;
 use secrecy::SecretString;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_million_ids_from_four_leased_generators_are_unique_and_increasing_per_generator() {
-    let redis = common::redis::connect(&SecretString::from("redis://127.0.0.1:6379"), 4).await.unwrap();
-    let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let redis = platform::redis::connect(&SecretString::from("redis://127.0.0.1:6379"), 4).await.unwrap();
+    let prefix = Keyspace::new(testkit::unique_name());
     let mut leases = Vec::new();
     for _ in 0..4 {
         leases.push(WorkerLease::acquire(&redis, &prefix, Duration::from_secs(30)).await.unwrap());
@@ -42,7 +43,7 @@ async fn a_million_ids_from_four_leased_generators_are_unique_and_increasing_per
     }
     assert!(matches!(
         WorkerLease::acquire(&redis, &prefix, Duration::from_secs(30)).await,
-        Err(common::worker_lease::LeaseError::Exhausted)
+        Err(order_service::worker_lease::LeaseError::Exhausted)
     ));
     for lease in again {
         lease.release().await;
@@ -51,11 +52,11 @@ async fn a_million_ids_from_four_leased_generators_are_unique_and_increasing_per
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_lost_with_redis_data_is_taken_back_and_ids_keep_coming() {
-    let redis = common::redis::connect(&SecretString::from("redis://127.0.0.1:6379"), 4).await.unwrap();
-    let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let redis = platform::redis::connect(&SecretString::from("redis://127.0.0.1:6379"), 4).await.unwrap();
+    let prefix = Keyspace::new(testkit::unique_name());
     let lease = WorkerLease::acquire(&redis, &prefix, Duration::from_millis(900)).await.unwrap();
     let ids = lease.snowflake().unwrap();
-    let key = format!("{prefix}:snowflake:worker:{}", lease.worker_id());
+    let key = prefix.worker_lease(lease.worker_id());
     let mut conn = redis.get().await.unwrap();
     // Redis restarts empty: the lease key is gone.
     let _: i64 = deadpool_redis::redis::cmd("DEL").arg(&key).query_async(&mut *conn).await.unwrap();
@@ -66,6 +67,6 @@ async fn a_lease_lost_with_redis_data_is_taken_back_and_ids_keep_coming() {
     // Another process holding the id is different: then it is lost for good.
     let _: () = deadpool_redis::redis::cmd("SET").arg(&key).arg("someone-else").query_async(&mut *conn).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    assert_eq!(ids.next_id(), Err(common::snowflake::SnowflakeError::LeaseLost));
+    assert_eq!(ids.next_id(), Err(order_service::snowflake::SnowflakeError::LeaseLost));
     let _: i64 = deadpool_redis::redis::cmd("DEL").arg(&key).query_async(&mut *conn).await.unwrap();
 }

@@ -10,14 +10,13 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::contracts::{Actor, Role};
+use contracts::{Actor, Role};
 
 /// JWT settings, shared by user-service (issuing) and the gateway (verifying).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct JwtSettings {
     /// HMAC secret. The default is for local development only; set `SECKILL_JWT__SECRET`.
-    #[serde(serialize_with = "crate::config::expose")]
     pub secret: SecretString,
     /// `iss` claim issued and required.
     pub issuer: String,

@@ -1,97 +1,18 @@
 //! Running one RPC service node: the settings every service binary shares, and the start and
 //! stop sequence (metrics, listen, then announce; on stop, withdraw, then drain).
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use rpc::registry::{RedisRegistryConfig, StaticEndpoint, StaticRegistryConfig};
-use rpc::{Cluster, ClusterConfig, Instance, RedisRegistry, Registration, Registry, StaticRegistry};
-use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
+use rpc::{Instance, Registration, Registry};
+use serde::Deserialize;
 
-use crate::error::DependencyError;
 use crate::telemetry::LogFormat;
-
-/// Which registry a process uses.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RegistryKind {
-    /// Redis: servers register with a TTL and heartbeats; clients follow changes.
-    #[default]
-    Redis,
-    /// Fixed lists from `endpoints`.
-    Static,
-}
-
-/// Where services register and find each other (`SECKILL_REGISTRY__*`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RegistrySettings {
-    /// `redis` or `static`.
-    pub kind: RegistryKind,
-    /// Redis holding the registry (`SECKILL_REGISTRY__URL`).
-    #[serde(serialize_with = "crate::config::expose")]
-    pub url: SecretString,
-    /// Key prefix, entry TTL, heartbeat and resync intervals (`SECKILL_REGISTRY__REDIS__TTL`, ...).
-    pub redis: RedisRegistryConfig,
-    /// For `static`: addresses per service, keyed by the lowercase service name
-    /// (`SECKILL_REGISTRY__ENDPOINTS__STOCKSERVICE='["127.0.0.1:7002"]'`).
-    pub endpoints: BTreeMap<String, Vec<String>>,
-}
-
-impl Default for RegistrySettings {
-    fn default() -> Self {
-        RegistrySettings {
-            kind: RegistryKind::Redis,
-            url: SecretString::from("redis://127.0.0.1:6379"),
-            redis: RedisRegistryConfig::default(),
-            endpoints: BTreeMap::new(),
-        }
-    }
-}
-
-/// The service names of the contracts, as registered (the trait names).
-pub const SERVICE_NAMES: [&str; 3] = ["UserService", "StockService", "OrderService"];
-
-impl RegistrySettings {
-    /// Connects the process's one registry.
-    pub async fn connect(&self) -> Result<Arc<dyn Registry>, DependencyError> {
-        match self.kind {
-            RegistryKind::Static => {
-                // Environment keys arrive lowercased: map them back to the contracts' names.
-                let services = SERVICE_NAMES
-                    .iter()
-                    .filter_map(|name| {
-                        let addrs = self.endpoints.get(&name.to_lowercase())?;
-                        Some((name.to_string(), addrs.iter().cloned().map(StaticEndpoint::Addr).collect()))
-                    })
-                    .collect();
-                Ok(Arc::new(StaticRegistry::new(&StaticRegistryConfig { services })))
-            }
-            RegistryKind::Redis => {
-                let url = self.url.expose_secret();
-                let unreachable =
-                    |err: &(dyn std::error::Error + 'static)| DependencyError::new("Redis (registry)", url, err);
-                let client = deadpool_redis::redis::Client::open(url).map_err(|err| unreachable(&err))?;
-                let registry =
-                    RedisRegistry::connect(client, self.redis.clone()).await.map_err(|err| unreachable(&err))?;
-                Ok(Arc::new(registry))
-            }
-        }
-    }
-}
-
-/// A governed client transport to `service`: discovery through `registry`, then balancing,
-/// breakers and retries as `config` says.
-pub fn cluster(registry: &Arc<dyn Registry>, service: &str, config: &ClusterConfig) -> Cluster {
-    Cluster::new(registry.discover(service), config.clone())
-}
 
 /// Settings every service binary has; flattened into its own settings, so they read
 /// `SECKILL_LISTEN`, `SECKILL_METRICS_LISTEN`, `SECKILL_RPC__MAX_IN_FLIGHT`, ...
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct NodeSettings {
     /// Where the RPC server listens (`0.0.0.0:7001`; port 0 picks a free one).
@@ -134,7 +55,6 @@ impl NodeSettings {
 #[derive(Debug)]
 pub struct Node {
     server: rpc::ServerHandle,
-    advertised: String,
     registrations: Vec<Registration>,
 }
 
@@ -162,17 +82,12 @@ impl Node {
             let registration = registry.register(Instance::new(*service, &advertised)).await?;
             registrations.push(registration);
         }
-        Ok(Node { server, advertised, registrations })
+        Ok(Node { server, registrations })
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.server.local_addr()
-    }
-
-    /// The address other processes should use.
-    pub fn advertised(&self) -> &str {
-        &self.advertised
     }
 
     /// Waits for `shutdown`, then stops gracefully: in-flight calls finish and are answered.

@@ -5,7 +5,7 @@ use tracing_subscriber::fmt;
 use tracing_subscriber::prelude::*;
 
 /// Log output format.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines, for a terminal.

@@ -1,6 +1,6 @@
 //! The `#[rpc::service]` attribute: from one trait, a typed client and a server dispatcher.
 //!
-//! This is the Rust counterpart of the seeds' dynamic proxy (client side) and reflection
+//! This is the Rust counterpart of a Java RPC's dynamic proxy (client side) and reflection
 //! (server side), done at compile time: no method lookup by reflection, no runtime proxies.
 //! Use it through the `rpc` crate, which re-exports it as `rpc::service`.
 

@@ -1,7 +1,8 @@
 //! The `goods` and `seckill_goods` tables. Every query binds its parameters.
 
 use chrono::{DateTime, Utc};
-use common::contracts::stock::NewGoods;
+use contracts::keyspace::SaleLock;
+use contracts::stock::NewGoods;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -9,27 +10,27 @@ use crate::sale::SaleSnapshot;
 
 /// A row of goods joined with its sale.
 #[derive(Clone, Debug, sqlx::FromRow)]
-pub struct GoodsRow {
+pub(crate) struct GoodsRow {
     /// Id.
-    pub goods_id: i64,
+    pub(crate) goods_id: i64,
     /// Name.
-    pub name: String,
+    pub(crate) name: String,
     /// Description.
-    pub description: String,
+    pub(crate) description: String,
     /// Normal price.
-    pub price_cents: i64,
+    pub(crate) price_cents: i64,
     /// Sale price.
-    pub seckill_price_cents: i64,
+    pub(crate) seckill_price_cents: i64,
     /// Units put on sale.
-    pub initial_stock: i32,
+    pub(crate) initial_stock: i32,
     /// Units left in PostgreSQL.
-    pub stock: i32,
+    pub(crate) stock: i32,
     /// Window start.
-    pub start_at: DateTime<Utc>,
+    pub(crate) start_at: DateTime<Utc>,
     /// Window end.
-    pub end_at: DateTime<Utc>,
+    pub(crate) end_at: DateTime<Utc>,
     /// First warm-up, if any.
-    pub warmed_at: Option<DateTime<Utc>>,
+    pub(crate) warmed_at: Option<DateTime<Utc>>,
 }
 
 /// The goods query, completed with a `WHERE`/`ORDER BY` literal: a static string, no formatting.
@@ -45,7 +46,7 @@ macro_rules! select_goods {
 }
 
 /// Inserts goods and its sale in one transaction.
-pub async fn create(pool: &PgPool, goods: &NewGoods) -> sqlx::Result<GoodsRow> {
+pub(crate) async fn create(pool: &PgPool, goods: &NewGoods) -> sqlx::Result<GoodsRow> {
     let mut tx = pool.begin().await?;
     let (goods_id,): (i64,) =
         sqlx::query_as("INSERT INTO goods (name, description, price_cents) VALUES ($1, $2, $3) RETURNING id")
@@ -70,34 +71,26 @@ pub async fn create(pool: &PgPool, goods: &NewGoods) -> sqlx::Result<GoodsRow> {
 }
 
 /// Every goods on sale, soonest first.
-pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<GoodsRow>> {
+pub(crate) async fn list(pool: &PgPool) -> sqlx::Result<Vec<GoodsRow>> {
     sqlx::query_as(select_goods!("ORDER BY s.start_at, g.id")).fetch_all(pool).await
 }
 
 /// One goods.
-pub async fn get(pool: &PgPool, goods_id: i64) -> sqlx::Result<Option<GoodsRow>> {
+pub(crate) async fn get(pool: &PgPool, goods_id: i64) -> sqlx::Result<Option<GoodsRow>> {
     sqlx::query_as(select_goods!("WHERE g.id = $1")).bind(goods_id).fetch_optional(pool).await
-}
-
-/// Goods warmed up at least once whose sale has not ended: the ones the reconciler watches.
-pub async fn live_warmed(pool: &PgPool) -> sqlx::Result<Vec<i64>> {
-    let rows: Vec<(i64,)> =
-        sqlx::query_as("SELECT goods_id FROM seckill_goods WHERE warmed_at IS NOT NULL AND end_at > now()")
-            .fetch_all(pool)
-            .await?;
-    Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
 /// Begins the transaction that (re)builds a sale state: it holds the goods' advisory lock in
 /// exclusive mode, so no order worker is between claiming reservations and committing orders for
 /// this goods while PostgreSQL's figures are read (workers hold the same lock in shared mode).
 /// Returns the snapshot to build from, or `None` for an unknown goods.
-pub async fn lock_snapshot(
+pub(crate) async fn lock_snapshot(
     pool: &PgPool,
-    goods_id: i64,
+    lock: SaleLock,
 ) -> sqlx::Result<Option<(Transaction<'static, Postgres>, GoodsRow, SaleSnapshot)>> {
+    let goods_id = lock.id();
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(goods_id).execute(&mut *tx).await?;
+    sqlx::query(SaleLock::EXCLUSIVE).bind(lock.id()).execute(&mut *tx).await?;
     let Some(row) =
         sqlx::query_as::<_, GoodsRow>(select_goods!("WHERE g.id = $1")).bind(goods_id).fetch_optional(&mut *tx).await?
     else {
@@ -122,7 +115,7 @@ pub async fn lock_snapshot(
 }
 
 /// Records the first warm-up.
-pub async fn mark_warmed(tx: &mut Transaction<'static, Postgres>, goods_id: i64) -> sqlx::Result<()> {
+pub(crate) async fn mark_warmed(tx: &mut Transaction<'static, Postgres>, goods_id: i64) -> sqlx::Result<()> {
     sqlx::query("UPDATE seckill_goods SET warmed_at = COALESCE(warmed_at, now()) WHERE goods_id = $1")
         .bind(goods_id)
         .execute(&mut **tx)

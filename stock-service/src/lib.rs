@@ -3,21 +3,22 @@
 //! # Layout
 //!
 //! - [`settings`]: configuration (`SECKILL_*`).
-//! - [`startup`]: [`Application`]: pools, migrations, the RPC server.
-//! - [`service`]: the `StockService` RPC implementation.
-//! - [`catalog`]: the `goods` and `seckill_goods` tables, and the locked snapshot a sale state is
+//! - `startup`: [`Application`]: pools, migrations, the RPC server.
+//! - `service`: the `StockService` RPC implementation.
+//! - `catalog`: the `goods` and `seckill_goods` tables, and the locked snapshot a sale state is
 //!   built from.
-//! - [`sale`]: the sale state in Redis and its four Lua scripts (`reserve`, `release`, `claim`,
-//!   `build`).
+//! - `sale`: the sale state in Redis and its four Lua scripts (`reserve`, `release`, `claim`,
+//!   `build`); key names come from `contracts::keyspace`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 
-pub mod catalog;
-pub mod sale;
-pub mod service;
+mod catalog;
+mod sale;
+mod service;
 pub mod settings;
-pub mod startup;
+mod startup;
 
+pub use self::sale::RESERVE_SCRIPT;
 pub use self::settings::Settings;
 pub use self::startup::Application;

@@ -1,7 +1,8 @@
 //! The `StockService` implementation: the catalogue in PostgreSQL, the sale state in Redis.
 
-use common::contracts::Actor;
-use common::contracts::stock::{
+use contracts::Actor;
+use contracts::keyspace::SaleLock;
+use contracts::stock::{
     ClaimOutcome, GoodsView, NewGoods, ReleaseOutcome, ReleaseScope, Reservation, ReserveOutcome, RewarmOutcome,
     StockError, StockLevel, StockService,
 };
@@ -13,20 +14,15 @@ use crate::sale::SaleStore;
 
 /// The stock service.
 #[derive(Clone, Debug)]
-pub struct Stock {
+pub(crate) struct Stock {
     pool: PgPool,
     sales: SaleStore,
 }
 
 impl Stock {
     /// The service over a migrated database and a Redis sale store.
-    pub fn new(pool: PgPool, sales: SaleStore) -> Stock {
+    pub(crate) fn new(pool: PgPool, sales: SaleStore) -> Stock {
         Stock { pool, sales }
-    }
-
-    /// The sale store (the reconciler and tests use it directly).
-    pub fn sales(&self) -> &SaleStore {
-        &self.sales
     }
 
     async fn row(&self, goods_id: i64) -> Result<GoodsRow, StockError> {
@@ -42,7 +38,7 @@ impl Stock {
     /// Builds the sale state from PostgreSQL unless it is present; `warm` also marks the goods
     /// warmed (an admin's warm-up), a rewarm only restores what was warmed before.
     async fn build(&self, goods_id: i64, warm: bool) -> Result<(GoodsRow, bool), StockError> {
-        let (mut tx, row, snapshot) = catalog::lock_snapshot(&self.pool, goods_id)
+        let (mut tx, row, snapshot) = catalog::lock_snapshot(&self.pool, SaleLock::of(goods_id))
             .await
             .map_err(unavailable)?
             .ok_or(StockError::UnknownGoods(goods_id))?;

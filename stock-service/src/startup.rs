@@ -4,8 +4,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use common::contracts::stock::StockServiceServer;
-use common::node::Node;
+use contracts::names::STOCK_SERVICE;
+use contracts::stock::StockServiceServer;
+use platform::node::Node;
 
 use crate::sale::SaleStore;
 use crate::service::Stock;
@@ -15,34 +16,25 @@ use crate::settings::Settings;
 #[derive(Debug)]
 pub struct Application {
     node: Node,
-    stock: Stock,
 }
 
 impl Application {
     /// Connects to PostgreSQL and Redis, migrates, and starts serving.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let pool = common::db::connect(&settings.database_url, settings.database_max_connections).await?;
-        if settings.migrate {
-            common::db::migrate(&pool).await.context("applying database migrations")?;
-        }
-        let redis = common::redis::connect(&settings.redis_url, settings.redis_max_connections).await?;
-        let stock = Stock::new(pool, SaleStore::new(redis, settings.redis_prefix.clone()));
-        let server = rpc::Server::new(settings.node.rpc.clone()).add_service(StockServiceServer::new(stock.clone()));
+        let pool = settings.database.connect().await?;
+        let redis = settings.redis.connect().await?;
+        let stock = Stock::new(pool, SaleStore::new(redis, settings.redis.keyspace()));
+        let server = rpc::Server::new(settings.node.rpc.clone()).add_service(StockServiceServer::new(stock));
         let registry = settings.registry.connect().await?;
-        let node = Node::start(&settings.node, server, &["StockService"], &registry)
+        let node = Node::start(&settings.node, server, &[STOCK_SERVICE], &registry)
             .await
             .context("starting the RPC server")?;
-        Ok(Application { node, stock })
+        Ok(Application { node })
     }
 
     /// The RPC address (useful with port 0).
     pub fn address(&self) -> SocketAddr {
         self.node.local_addr()
-    }
-
-    /// The service itself, for tests.
-    pub fn stock(&self) -> &Stock {
-        &self.stock
     }
 
     /// Serves until `shutdown` completes, then drains in-flight calls.

@@ -1,14 +1,16 @@
 //! stock-service over real RPC, PostgreSQL and Redis: the purchase gate under concurrency.
 
+use contracts::names::STOCK_SERVICE;
+use platform::redis::RedisSettings;
 use std::collections::HashMap;
 
 use chrono::Utc;
-use common::contracts::stock::{
+use contracts::stock::{
     ClaimOutcome, NewGoods, ReleaseOutcome, ReleaseScope, ReserveOutcome, RewarmOutcome, StockError, StockServiceClient,
 };
-use common::contracts::{Actor, Role};
-use common::node::NodeSettings;
+use contracts::{Actor, Role};
 use futures::future::join_all;
+use platform::node::NodeSettings;
 use rpc::{Cluster, ClusterConfig, Error, Registry, StaticRegistry};
 use stock_service::{Application, Settings};
 use testkit::TestDb;
@@ -33,15 +35,14 @@ async fn spawn(instances: usize) -> Sale {
         let settings = Settings {
             node: NodeSettings::listening("127.0.0.1:0", None),
             registry: testkit::static_registry(),
-            database_url: db.secret_url(),
-            redis_prefix: prefix.clone(),
-            ..Settings::default()
+            database: db.settings(),
+            redis: RedisSettings::with_prefix(&prefix),
         };
         apps.push(Application::build(settings).await.expect("stock-service starts"));
     }
     let addrs: Vec<String> = apps.iter().map(|app| app.address().to_string()).collect();
-    let registry = StaticRegistry::single("StockService", addrs);
-    let client = StockServiceClient::new(Cluster::new(registry.discover("StockService"), ClusterConfig::default()));
+    let registry = StaticRegistry::single(STOCK_SERVICE, addrs);
+    let client = StockServiceClient::new(Cluster::new(registry.discover(STOCK_SERVICE), ClusterConfig::default()));
     Sale { apps, client, db, prefix, redis: testkit::redis_pool().await }
 }
 

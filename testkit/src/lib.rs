@@ -55,14 +55,19 @@ impl TestDb {
         sqlx::query(create).execute(&mut conn).await.expect("create test database");
         conn.close().await.ok();
         let url = replace_database(&admin, &name);
-        let pool = common::db::connect(&SecretString::from(url.clone()), 10).await.expect("connect to test database");
-        common::db::migrate(&pool).await.expect("migrate test database");
+        let pool = platform::db::connect(&SecretString::from(url.clone()), 10).await.expect("connect to test database");
+        platform::db::migrate(&pool).await.expect("migrate test database");
         TestDb { name, url, pool }
     }
 
     /// The URL as a secret, as service settings take it.
     pub fn secret_url(&self) -> SecretString {
         SecretString::from(self.url.clone())
+    }
+
+    /// Service settings for this database (already migrated).
+    pub fn settings(&self) -> platform::db::DatabaseSettings {
+        platform::db::DatabaseSettings::at(self.secret_url())
     }
 }
 
@@ -96,7 +101,7 @@ fn replace_database(url: &str, database: &str) -> String {
 
 /// A Redis pool for tests.
 pub async fn redis_pool() -> Pool {
-    common::redis::connect(&SecretString::from(redis_url()), 32).await.expect("connect to Redis")
+    platform::redis::connect(&SecretString::from(redis_url()), 32).await.expect("connect to Redis")
 }
 
 /// Deletes every key under `prefix:`.
@@ -129,8 +134,8 @@ where
 
 /// Registry settings for tests: a static registry, so test servers never appear in the shared
 /// Redis registry.
-pub fn static_registry() -> common::node::RegistrySettings {
-    common::node::RegistrySettings { kind: common::node::RegistryKind::Static, ..Default::default() }
+pub fn static_registry() -> platform::registry::RegistrySettings {
+    platform::registry::RegistrySettings { kind: platform::registry::RegistryKind::Static, ..Default::default() }
 }
 
 #[cfg(test)]

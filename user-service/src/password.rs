@@ -12,7 +12,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 const DECOY_PASSWORD: &str = "decoy password for unknown users";
 
 /// Hashes a password (argon2id v19, default parameters, random salt) into a PHC string.
-pub async fn hash(password: String) -> anyhow::Result<String> {
+pub(crate) async fn hash(password: String) -> anyhow::Result<String> {
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
@@ -23,7 +23,7 @@ pub async fn hash(password: String) -> anyhow::Result<String> {
 }
 
 /// Whether `password` matches `stored` (a PHC string). `None` checks against a decoy and fails.
-pub async fn verify(password: String, stored: Option<String>) -> anyhow::Result<bool> {
+pub(crate) async fn verify(password: String, stored: Option<String>) -> anyhow::Result<bool> {
     tokio::task::spawn_blocking(move || {
         let decoy = stored.is_none();
         let stored = stored.as_deref().unwrap_or_else(|| decoy_hash());

@@ -1,8 +1,8 @@
 //! The `UserService` implementation.
 
-use common::auth::JwtKeys;
-use common::contracts::user::{BulkUsers, Credentials, IssuedUser, Session, UserError, UserService, UserView};
-use common::contracts::{Actor, Role};
+use contracts::user::{BulkUsers, Credentials, IssuedUser, Session, UserError, UserService, UserView};
+use contracts::{Actor, Role};
+use platform::auth::JwtKeys;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
 
@@ -12,19 +12,19 @@ use crate::{password, store};
 
 /// Accounts and sessions over PostgreSQL.
 #[derive(Clone, Debug)]
-pub struct Users {
+pub(crate) struct Users {
     pool: PgPool,
     keys: JwtKeys,
 }
 
 impl Users {
     /// The service over a migrated database.
-    pub fn new(pool: PgPool, keys: JwtKeys) -> Users {
+    pub(crate) fn new(pool: PgPool, keys: JwtKeys) -> Users {
         Users { pool, keys }
     }
 
     /// Creates the configured admin if it does not exist yet.
-    pub async fn ensure_admin(&self, admin: &AdminBootstrap) -> anyhow::Result<()> {
+    pub(crate) async fn ensure_admin(&self, admin: &AdminBootstrap) -> anyhow::Result<()> {
         let Some(password) = &admin.password else {
             tracing::info!("no admin password configured (SECKILL_ADMIN__PASSWORD): no admin account ensured");
             return Ok(());

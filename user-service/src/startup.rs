@@ -4,9 +4,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use common::auth::JwtKeys;
-use common::contracts::user::UserServiceServer;
-use common::node::Node;
+use contracts::names::USER_SERVICE;
+use contracts::user::UserServiceServer;
+use platform::auth::JwtKeys;
+use platform::node::Node;
 
 use crate::service::Users;
 use crate::settings::Settings;
@@ -15,37 +16,27 @@ use crate::settings::Settings;
 #[derive(Debug)]
 pub struct Application {
     node: Node,
-    users: Users,
 }
 
 impl Application {
     /// Connects to PostgreSQL, migrates, ensures the admin, and starts serving.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let pool = common::db::connect(&settings.database_url, settings.database_max_connections).await?;
-        if settings.migrate {
-            common::db::migrate(&pool).await.context("applying database migrations")?;
-        }
+        let pool = settings.database.connect().await?;
         if settings.jwt.is_development_secret() {
             tracing::warn!("JWT secret is the built-in development one: set SECKILL_JWT__SECRET outside development");
         }
         let users = Users::new(pool, JwtKeys::new(&settings.jwt));
         users.ensure_admin(&settings.admin).await.context("ensuring the admin account")?;
-        let server = rpc::Server::new(settings.node.rpc.clone()).add_service(UserServiceServer::new(users.clone()));
+        let server = rpc::Server::new(settings.node.rpc.clone()).add_service(UserServiceServer::new(users));
         let registry = settings.registry.connect().await?;
-        let node = Node::start(&settings.node, server, &["UserService"], &registry)
-            .await
-            .context("starting the RPC server")?;
-        Ok(Application { node, users })
+        let node =
+            Node::start(&settings.node, server, &[USER_SERVICE], &registry).await.context("starting the RPC server")?;
+        Ok(Application { node })
     }
 
     /// The RPC address (useful with port 0).
     pub fn address(&self) -> SocketAddr {
         self.node.local_addr()
-    }
-
-    /// The service itself, for in-process callers and tests.
-    pub fn users(&self) -> &Users {
-        &self.users
     }
 
     /// Serves until `shutdown` completes, then drains in-flight calls.

@@ -1,30 +1,30 @@
 //! The `users` table. Every query binds its parameters.
 
 use chrono::{DateTime, Utc};
-use common::contracts::Role;
-use common::contracts::user::UserView;
+use contracts::Role;
+use contracts::user::UserView;
 use sqlx::PgPool;
 
 use crate::username::Username;
 
 /// A stored user, hash included.
 #[derive(Debug, sqlx::FromRow)]
-pub struct UserRow {
+pub(crate) struct UserRow {
     /// Id.
-    pub id: i64,
+    pub(crate) id: i64,
     /// Username.
-    pub username: String,
+    pub(crate) username: String,
     /// argon2id PHC string; `None` for token-only load-test users.
-    pub password_hash: Option<String>,
+    pub(crate) password_hash: Option<String>,
     /// Role name.
-    pub role: String,
+    pub(crate) role: String,
     /// Creation time.
-    pub created_at: DateTime<Utc>,
+    pub(crate) created_at: DateTime<Utc>,
 }
 
 impl UserRow {
     /// The public view (unknown role names read as plain users).
-    pub fn view(&self) -> UserView {
+    pub(crate) fn view(&self) -> UserView {
         UserView {
             id: self.id,
             username: self.username.clone(),
@@ -35,7 +35,12 @@ impl UserRow {
 }
 
 /// Inserts a user; `Ok(None)` when the username is taken.
-pub async fn insert(pool: &PgPool, username: &Username, hash: &str, role: Role) -> sqlx::Result<Option<UserRow>> {
+pub(crate) async fn insert(
+    pool: &PgPool,
+    username: &Username,
+    hash: &str,
+    role: Role,
+) -> sqlx::Result<Option<UserRow>> {
     sqlx::query_as(
         "INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3)
          ON CONFLICT (username) DO NOTHING
@@ -49,7 +54,7 @@ pub async fn insert(pool: &PgPool, username: &Username, hash: &str, role: Role) 
 }
 
 /// A user by username.
-pub async fn by_username(pool: &PgPool, username: &str) -> sqlx::Result<Option<UserRow>> {
+pub(crate) async fn by_username(pool: &PgPool, username: &str) -> sqlx::Result<Option<UserRow>> {
     sqlx::query_as("SELECT id, username, password_hash, role, created_at FROM users WHERE username = $1")
         .bind(username)
         .fetch_optional(pool)
@@ -57,7 +62,7 @@ pub async fn by_username(pool: &PgPool, username: &str) -> sqlx::Result<Option<U
 }
 
 /// A user by id.
-pub async fn by_id(pool: &PgPool, id: i64) -> sqlx::Result<Option<UserRow>> {
+pub(crate) async fn by_id(pool: &PgPool, id: i64) -> sqlx::Result<Option<UserRow>> {
     sqlx::query_as("SELECT id, username, password_hash, role, created_at FROM users WHERE id = $1")
         .bind(id)
         .fetch_optional(pool)
@@ -67,7 +72,7 @@ pub async fn by_id(pool: &PgPool, id: i64) -> sqlx::Result<Option<UserRow>> {
 /// Creates the token-only users among `usernames` that do not exist, in one statement, and
 /// returns (id, username) of every one that is token-only. A name taken by an account with a
 /// password is not returned: load tests never get tokens for real accounts.
-pub async fn upsert_token_only(pool: &PgPool, usernames: &[String]) -> sqlx::Result<Vec<(i64, String)>> {
+pub(crate) async fn upsert_token_only(pool: &PgPool, usernames: &[String]) -> sqlx::Result<Vec<(i64, String)>> {
     sqlx::query_as(
         "INSERT INTO users (username, password_hash, role)
          SELECT name, NULL, 'user' FROM UNNEST($1::text[]) AS name

@@ -1,14 +1,14 @@
 //! Usernames: 3 to 64 characters among letters, digits, `_`, `-` and `.`.
 
-use common::contracts::user::UserError;
+use contracts::user::UserError;
 
 /// A username that passed validation.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Username(String);
+pub(crate) struct Username(String);
 
 impl Username {
     /// Validates a raw username.
-    pub fn parse(raw: &str) -> Result<Username, UserError> {
+    pub(crate) fn parse(raw: &str) -> Result<Username, UserError> {
         let valid_chars = raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
         if !(3..=64).contains(&raw.len()) || !valid_chars {
             return Err(UserError::Invalid("a username has 3 to 64 characters: letters, digits, _ - .".into()));
@@ -17,13 +17,13 @@ impl Username {
     }
 
     /// The name.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
 
 /// Checks a new password's length (8 to 128 characters).
-pub fn check_password(password: &str) -> Result<(), UserError> {
+pub(crate) fn check_password(password: &str) -> Result<(), UserError> {
     if !(8..=128).contains(&password.chars().count()) {
         return Err(UserError::Invalid("a password has 8 to 128 characters".into()));
     }

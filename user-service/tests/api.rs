@@ -1,9 +1,9 @@
 //! user-service over real RPC and a real PostgreSQL database of its own.
 
-use common::auth::{JwtKeys, JwtSettings};
-use common::contracts::user::{BulkUsers, Credentials, UserError, UserServiceClient};
-use common::contracts::{Actor, Role};
-use common::node::NodeSettings;
+use contracts::user::{BulkUsers, Credentials, UserError, UserServiceClient};
+use contracts::{Actor, Role};
+use platform::auth::{JwtKeys, JwtSettings};
+use platform::node::NodeSettings;
 use rpc::Error;
 use secrecy::SecretString;
 use testkit::TestDb;
@@ -23,10 +23,9 @@ async fn spawn_app() -> TestApp {
     let settings = Settings {
         node: NodeSettings::listening("127.0.0.1:0", None),
         registry: testkit::static_registry(),
-        database_url: db.secret_url(),
+        database: db.settings(),
         jwt: jwt.clone(),
         admin: AdminBootstrap { username: "root".into(), password: Some(SecretString::from("root-password")) },
-        ..Settings::default()
     };
     let app = Application::build(settings).await.expect("user-service starts");
     let client = UserServiceClient::new(rpc::Channel::new(app.address().to_string(), Default::default()));

@@ -8,24 +8,47 @@ use std::sync::OnceLock;
 
 use captcha::Captcha;
 use captcha::filters::Noise;
+use contracts::keyspace::Keyspace;
 use deadpool_redis::Pool;
 use deadpool_redis::redis::{self, AsyncCommands};
 
-use crate::keys::Keys;
-use crate::problem::Problem;
 use crate::settings::CaptchaSettings;
+
+/// Why a captcha was not issued or not accepted.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CaptchaError {
+    /// The answer is wrong, or there is no captcha to answer (expired, used).
+    #[error("the captcha answer is wrong or expired")]
+    Wrong,
+    /// Too many wrong answers: no more tries until the window ends.
+    #[error("too many wrong captcha answers")]
+    TooManyFailures {
+        /// Seconds until answers are taken again.
+        retry_after_secs: u64,
+    },
+    /// The image could not be drawn.
+    #[error("the captcha could not be drawn")]
+    Drawing,
+    /// Redis failed.
+    #[error("captcha store: {0}")]
+    Store(String),
+}
+
+fn store(err: impl std::fmt::Display) -> CaptchaError {
+    CaptchaError::Store(err.to_string())
+}
 
 /// Issues and checks captchas.
 #[derive(Clone, Debug)]
-pub struct Captchas {
+pub(crate) struct Captchas {
     redis: Pool,
-    keys: Keys,
+    keys: Keyspace,
     settings: CaptchaSettings,
 }
 
 impl Captchas {
     /// Captchas stored in `redis`.
-    pub fn new(redis: Pool, keys: Keys, mut settings: CaptchaSettings) -> Captchas {
+    pub(crate) fn new(redis: Pool, keys: Keyspace, mut settings: CaptchaSettings) -> Captchas {
         // An empty answer means "unset": `SECKILL_CAPTCHA__TEST_ANSWER=` turns test mode off.
         settings.test_answer = settings.test_answer.filter(|answer| !answer.trim().is_empty());
         if settings.test_answer.is_some() {
@@ -37,47 +60,45 @@ impl Captchas {
     }
 
     /// Whether test mode is on.
-    pub fn test_mode(&self) -> bool {
+    pub(crate) fn test_mode(&self) -> bool {
         self.settings.test_answer.is_some()
     }
 
     /// A new captcha image for `user_id` and `goods_id`; replaces any earlier one.
-    pub async fn issue(&self, user_id: i64, goods_id: i64) -> Result<Vec<u8>, Problem> {
+    pub(crate) async fn issue(&self, user_id: i64, goods_id: i64) -> Result<Vec<u8>, CaptchaError> {
         if self.settings.test_answer.is_some() {
-            return test_image().clone().ok_or_else(Problem::internal);
+            return test_image().clone().ok_or(CaptchaError::Drawing);
         }
         // Drawing and encoding the PNG is CPU work: off the async threads.
         let drawn = actix_web::web::block(|| {
             Captcha::new().add_chars(5).apply_filter(Noise::new(0.2)).view(200, 80).as_tuple()
         })
         .await
-        .map_err(|_| Problem::internal())?;
-        let (answer, png) = drawn.ok_or_else(Problem::internal)?;
-        let mut conn = self.redis.get().await.map_err(unavailable)?;
+        .map_err(|_| CaptchaError::Drawing)?;
+        let (answer, png) = drawn.ok_or(CaptchaError::Drawing)?;
+        let mut conn = self.redis.get().await.map_err(store)?;
         let _: () = conn
-            .set_ex(self.keys.captcha(user_id, goods_id), answer, self.settings.ttl.as_secs())
+            .set_ex(self.keys.user(user_id).captcha(goods_id), answer, self.settings.ttl.as_secs())
             .await
-            .map_err(unavailable)?;
+            .map_err(store)?;
         Ok(png)
     }
 
     /// Checks an answer. The stored answer is consumed either way (single use); a wrong one is
     /// counted, and after `max_failures` of them further answers are refused until the TTL ends.
-    pub async fn check(&self, user_id: i64, goods_id: i64, answer: &str) -> Result<(), Problem> {
+    pub(crate) async fn check(&self, user_id: i64, goods_id: i64, answer: &str) -> Result<(), CaptchaError> {
         if let Some(expected) = &self.settings.test_answer {
-            return if answer.trim().eq_ignore_ascii_case(expected) { Ok(()) } else { Err(Problem::bad_captcha()) };
+            return if answer.trim().eq_ignore_ascii_case(expected) { Ok(()) } else { Err(CaptchaError::Wrong) };
         }
-        let failures_key = self.keys.captcha_failures(user_id, goods_id);
-        let mut conn = self.redis.get().await.map_err(unavailable)?;
-        let failures: Option<u32> = conn.get(&failures_key).await.map_err(unavailable)?;
+        let keys = self.keys.user(user_id);
+        let failures_key = keys.captcha_failures(goods_id);
+        let mut conn = self.redis.get().await.map_err(store)?;
+        let failures: Option<u32> = conn.get(&failures_key).await.map_err(store)?;
         if failures.unwrap_or(0) >= self.settings.max_failures {
-            return Err(Problem::rate_limited(self.settings.ttl.as_secs()));
+            return Err(CaptchaError::TooManyFailures { retry_after_secs: self.settings.ttl.as_secs() });
         }
-        let expected: Option<String> = redis::cmd("GETDEL")
-            .arg(self.keys.captcha(user_id, goods_id))
-            .query_async(&mut *conn)
-            .await
-            .map_err(unavailable)?;
+        let expected: Option<String> =
+            redis::cmd("GETDEL").arg(keys.captcha(goods_id)).query_async(&mut *conn).await.map_err(store)?;
         match expected {
             Some(expected) if expected.eq_ignore_ascii_case(answer.trim()) => Ok(()),
             _ => {
@@ -88,8 +109,8 @@ impl Captchas {
                     .ignore()
                     .query_async(&mut *conn)
                     .await
-                    .map_err(unavailable)?;
-                Err(Problem::bad_captcha())
+                    .map_err(store)?;
+                Err(CaptchaError::Wrong)
             }
         }
     }
@@ -99,9 +120,4 @@ impl Captchas {
 fn test_image() -> &'static Option<Vec<u8>> {
     static IMAGE: OnceLock<Option<Vec<u8>>> = OnceLock::new();
     IMAGE.get_or_init(|| Captcha::new().add_chars(4).view(200, 80).as_png())
-}
-
-fn unavailable(err: impl std::fmt::Display) -> Problem {
-    tracing::warn!(%err, "redis failed");
-    Problem::unavailable("token store unavailable")
 }

@@ -10,7 +10,7 @@ use crate::settings::LimitSettings;
 
 /// The local limits of this gateway process.
 #[derive(Debug)]
-pub struct LocalLimits {
+pub(crate) struct LocalLimits {
     global: DefaultDirectRateLimiter,
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
     clock: DefaultClock,
@@ -22,7 +22,7 @@ fn quota(per_sec: u32) -> Quota {
 
 impl LocalLimits {
     /// Limits from settings.
-    pub fn new(settings: &LimitSettings) -> LocalLimits {
+    pub(crate) fn new(settings: &LimitSettings) -> LocalLimits {
         LocalLimits {
             global: RateLimiter::direct(quota(settings.global_per_sec)),
             per_ip: RateLimiter::keyed(quota(settings.per_ip_per_sec)),
@@ -31,7 +31,7 @@ impl LocalLimits {
     }
 
     /// `Ok` if a request from `ip` may proceed, else the seconds to wait.
-    pub fn check(&self, ip: Option<IpAddr>) -> Result<(), u64> {
+    pub(crate) fn check(&self, ip: Option<IpAddr>) -> Result<(), u64> {
         let wait = |not_until: governor::NotUntil<governor::clock::QuantaInstant>| {
             not_until.wait_time_from(self.clock.now()).as_secs() + 1
         };
@@ -43,7 +43,7 @@ impl LocalLimits {
     }
 
     /// Forgets idle IPs (called periodically so the table does not grow without bound).
-    pub fn forget_idle(&self) {
+    pub(crate) fn forget_idle(&self) {
         self.per_ip.retain_recent();
     }
 }

@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
+use rpc::Backoff;
 use secrecy::{ExposeSecret, SecretString};
 
 /// The flags.
 #[derive(Debug, Default)]
-pub struct SoldOutFlags {
+pub(crate) struct SoldOutFlags {
     goods: RwLock<HashSet<i64>>,
     /// Bumped by every clear. A "sold out" answer only sets the flag if no restock was seen
     /// since its call began: a restock that overtook the answer must not be undone by it.
@@ -21,12 +22,12 @@ pub struct SoldOutFlags {
 
 impl SoldOutFlags {
     /// The epoch to pass to [`SoldOutFlags::mark_unless_restocked`], read before the call.
-    pub fn epoch(&self) -> u64 {
+    pub(crate) fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
     }
 
     /// Marks `goods_id` sold out, unless a restock was seen since `epoch`.
-    pub fn mark_unless_restocked(&self, goods_id: i64, epoch: u64) {
+    pub(crate) fn mark_unless_restocked(&self, goods_id: i64, epoch: u64) {
         let mut goods = self.goods.write().unwrap_or_else(|p| p.into_inner());
         if self.epoch.load(Ordering::Acquire) == epoch {
             goods.insert(goods_id);
@@ -34,41 +35,35 @@ impl SoldOutFlags {
     }
 
     /// Whether `goods_id` is known to be sold out.
-    pub fn is_sold_out(&self, goods_id: i64) -> bool {
+    pub(crate) fn is_sold_out(&self, goods_id: i64) -> bool {
         self.goods.read().unwrap_or_else(|p| p.into_inner()).contains(&goods_id)
     }
 
-    /// Marks `goods_id` sold out.
-    pub fn mark(&self, goods_id: i64) {
-        self.goods.write().unwrap_or_else(|p| p.into_inner()).insert(goods_id);
-    }
-
     /// Clears one flag.
-    pub fn clear(&self, goods_id: i64) {
+    pub(crate) fn clear(&self, goods_id: i64) {
         let mut goods = self.goods.write().unwrap_or_else(|p| p.into_inner());
         self.epoch.fetch_add(1, Ordering::AcqRel);
         goods.remove(&goods_id);
     }
 
     /// Clears every flag (after missing notifications: the next attempt asks again).
-    pub fn clear_all(&self) {
+    pub(crate) fn clear_all(&self) {
         let mut goods = self.goods.write().unwrap_or_else(|p| p.into_inner());
         self.epoch.fetch_add(1, Ordering::AcqRel);
         goods.clear();
     }
 
     /// Follows the restock channel until the process ends, reconnecting after failures.
-    pub async fn follow_restocks(self: std::sync::Arc<Self>, redis_url: SecretString, channel: String) {
-        let mut backoff = Duration::from_millis(200);
+    pub(crate) async fn follow_restocks(self: std::sync::Arc<Self>, redis_url: SecretString, channel: String) {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         loop {
             match self.listen(&redis_url, &channel).await {
-                Ok(()) => backoff = Duration::from_millis(200),
+                Ok(()) => backoff.succeeded(),
                 Err(err) => tracing::warn!(%err, "restock subscription failed; retrying"),
             }
             // Notifications may have been missed while disconnected.
             self.clear_all();
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+            tokio::time::sleep(backoff.next_delay()).await;
         }
     }
 
@@ -95,7 +90,7 @@ mod tests {
     #[test]
     fn flags_are_per_goods() {
         let flags = SoldOutFlags::default();
-        flags.mark(1);
+        flags.mark_unless_restocked(1, flags.epoch());
         assert!(flags.is_sold_out(1) && !flags.is_sold_out(2));
         flags.clear(1);
         assert!(!flags.is_sold_out(1));

@@ -1,41 +1,61 @@
 //! The per-user gate on the seckill endpoints (captcha, path, order): anti-brush (at most N calls
 //! per window) and a token bucket, in one Redis script so every gateway instance shares them.
 
+use contracts::keyspace::Keyspace;
 use deadpool_redis::Pool;
 use deadpool_redis::redis::Script;
 
-use crate::keys::Keys;
 use crate::settings::LimitSettings;
+
+/// Why a seckill call was not admitted.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum GateError {
+    /// Over the user's limits.
+    #[error("slow down")]
+    Limited {
+        /// Seconds until the next call is admitted.
+        retry_after_secs: u64,
+    },
+    /// Redis failed.
+    #[error("rate limiter: {0}")]
+    Store(String),
+}
 
 /// The gate.
 #[derive(Clone, Debug)]
-pub struct UserGate {
+pub(crate) struct UserGate {
     redis: Pool,
-    keys: Keys,
+    keys: Keyspace,
     script: Script,
     settings: LimitSettings,
 }
 
 impl UserGate {
     /// A gate over `redis`.
-    pub fn new(redis: Pool, keys: Keys, settings: LimitSettings) -> UserGate {
+    pub(crate) fn new(redis: Pool, keys: Keyspace, settings: LimitSettings) -> UserGate {
         UserGate { redis, keys, script: Script::new(include_str!("user_gate.lua")), settings }
     }
 
-    /// `Ok(Ok(()))` if `user_id` may make one more seckill call, `Ok(Err(secs))` if it must wait.
-    pub async fn admit(&self, user_id: i64) -> Result<Result<(), u64>, String> {
-        let mut conn = self.redis.get().await.map_err(|e| e.to_string())?;
+    /// Admits one more seckill call of `user_id`, or says how long to wait.
+    pub(crate) async fn admit(&self, user_id: i64) -> Result<(), GateError> {
+        let store = |err: &dyn std::fmt::Display| GateError::Store(err.to_string());
+        let mut conn = self.redis.get().await.map_err(|e| store(&e))?;
+        let keys = self.keys.user(user_id);
         let (allowed, wait_ms): (i64, i64) = self
             .script
-            .key(self.keys.bucket(user_id))
-            .key(self.keys.brush(user_id))
+            .key(keys.bucket())
+            .key(keys.brush())
             .arg(self.settings.per_user_per_sec.max(1))
             .arg(self.settings.per_user_burst.max(1))
             .arg(self.settings.brush_limit)
             .arg(self.settings.brush_window.as_millis() as u64)
             .invoke_async(&mut *conn)
             .await
-            .map_err(|e| e.to_string())?;
-        Ok(if allowed == 1 { Ok(()) } else { Err((wait_ms.max(1) as u64).div_ceil(1000)) })
+            .map_err(|e| store(&e))?;
+        if allowed == 1 {
+            Ok(())
+        } else {
+            Err(GateError::Limited { retry_after_secs: (wait_ms.max(1) as u64).div_ceil(1000) })
+        }
     }
 }

@@ -1,7 +1,19 @@
 //! Errors as RFC 9457 problem details (`application/problem+json`) with a stable `code`.
 //!
 //! Client mistakes are 4xx with a code a client can branch on; a dependency failure is a 503
-//! with `Retry-After`; only a bug is a 500.
+//! with `Retry-After`; only a bug is a 500. Every error a handler meets converts into a
+//! [`Problem`] here, one mapping per source, so the same case reads the same on every route and
+//! handlers just use `?`:
+//!
+//! - `user`, `stock`, `order`: the services' errors (`rpc::Error<UserError>`, ...);
+//! - `defences`: the captcha, path token and user gate errors;
+//! - `call`: what is left of a failed call (the transport: 503; a bug: 500).
+
+mod call;
+mod defences;
+mod order;
+mod stock;
+mod user;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -11,7 +23,7 @@ use utoipa::ToSchema;
 
 /// A problem, as sent to the client.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
-pub struct Problem {
+pub(crate) struct Problem {
     /// A URI naming the problem type (`urn:seckill:problem:<code>`).
     #[serde(rename = "type")]
     pub kind: String,
@@ -41,23 +53,23 @@ impl Problem {
     }
 
     /// 400: the request is malformed or invalid.
-    pub fn validation(detail: impl Into<String>) -> Problem {
+    pub(crate) fn validation(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::BAD_REQUEST, "VALIDATION", "Invalid request", detail)
     }
     /// 400: wrong captcha answer.
-    pub fn bad_captcha() -> Problem {
+    pub(crate) fn bad_captcha() -> Problem {
         Problem::new(StatusCode::BAD_REQUEST, "BAD_CAPTCHA", "Wrong captcha", "the captcha answer is wrong or expired")
     }
     /// 401: no valid token.
-    pub fn unauthorized(detail: impl Into<String>) -> Problem {
+    pub(crate) fn unauthorized(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Unauthorized", detail)
     }
     /// 403: authenticated but not allowed.
-    pub fn forbidden(detail: impl Into<String>) -> Problem {
+    pub(crate) fn forbidden(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::FORBIDDEN, "FORBIDDEN", "Forbidden", detail)
     }
     /// 403: the seckill path is unknown, used, expired, or another user's.
-    pub fn bad_path() -> Problem {
+    pub(crate) fn bad_path() -> Problem {
         Problem::new(
             StatusCode::FORBIDDEN,
             "BAD_PATH",
@@ -66,7 +78,7 @@ impl Problem {
         )
     }
     /// 403: the sale has not started.
-    pub fn not_started(starts_at: chrono::DateTime<chrono::Utc>) -> Problem {
+    pub(crate) fn not_started(starts_at: chrono::DateTime<chrono::Utc>) -> Problem {
         Problem::new(
             StatusCode::FORBIDDEN,
             "NOT_STARTED",
@@ -75,11 +87,15 @@ impl Problem {
         )
     }
     /// 404: no such resource.
-    pub fn not_found(detail: impl Into<String>) -> Problem {
+    pub(crate) fn not_found(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::NOT_FOUND, "NOT_FOUND", "Not found", detail)
     }
+    /// 404: no goods with this id is on sale.
+    pub(crate) fn no_goods(goods_id: i64) -> Problem {
+        Problem::not_found(format!("no goods {goods_id} on sale"))
+    }
     /// 405: the path exists, the method does not.
-    pub fn method_not_allowed() -> Problem {
+    pub(crate) fn method_not_allowed() -> Problem {
         Problem::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "METHOD_NOT_ALLOWED",
@@ -88,11 +104,11 @@ impl Problem {
         )
     }
     /// 409: nothing left.
-    pub fn sold_out() -> Problem {
+    pub(crate) fn sold_out() -> Problem {
         Problem::new(StatusCode::CONFLICT, "SOLD_OUT", "Sold out", "the sale is sold out")
     }
     /// 409: already bought.
-    pub fn duplicate_order() -> Problem {
+    pub(crate) fn duplicate_order() -> Problem {
         Problem::new(
             StatusCode::CONFLICT,
             "DUPLICATE_ORDER",
@@ -101,15 +117,15 @@ impl Problem {
         )
     }
     /// 409: a unique name is taken.
-    pub fn conflict(detail: impl Into<String>) -> Problem {
+    pub(crate) fn conflict(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::CONFLICT, "CONFLICT", "Conflict", detail)
     }
     /// 410: the sale is over.
-    pub fn ended() -> Problem {
+    pub(crate) fn ended() -> Problem {
         Problem::new(StatusCode::GONE, "ENDED", "Sale ended", "the sale is over")
     }
     /// 413: the body is too large.
-    pub fn too_large(limit: usize) -> Problem {
+    pub(crate) fn too_large(limit: usize) -> Problem {
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "TOO_LARGE",
@@ -118,20 +134,20 @@ impl Problem {
         )
     }
     /// 429: slow down.
-    pub fn rate_limited(retry_after_secs: u64) -> Problem {
+    pub(crate) fn rate_limited(retry_after_secs: u64) -> Problem {
         let mut problem = Problem::new(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED", "Too many requests", "slow down");
         problem.retry_after = Some(retry_after_secs.max(1));
         problem
     }
     /// 503: a dependency is down; nothing was done; try again.
-    pub fn unavailable(detail: impl Into<String>) -> Problem {
+    pub(crate) fn unavailable(detail: impl Into<String>) -> Problem {
         let mut problem =
             Problem::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", "Temporarily unavailable", detail);
         problem.retry_after = Some(1);
         problem
     }
     /// 500: a bug (details in the logs, not in the answer).
-    pub fn internal() -> Problem {
+    pub(crate) fn internal() -> Problem {
         Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "INTERNAL",
@@ -167,17 +183,5 @@ impl ResponseError for Problem {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         response.json(self)
-    }
-}
-
-/// A failed RPC as a problem: the caller's mistakes are mapped by each route; what is left here
-/// is the transport (503, retryable) or a bug (500).
-pub fn rpc_failure<E: std::fmt::Debug>(service: &str, err: rpc::Error<E>) -> Problem {
-    if err.is_node_failure() || err.not_executed() {
-        tracing::warn!(service, ?err, "service unavailable");
-        Problem::unavailable(format!("{service} is unavailable"))
-    } else {
-        tracing::error!(service, error = ?err, "unexpected RPC failure");
-        Problem::internal()
     }
 }

@@ -1,44 +1,22 @@
 //! The admin API (`/admin/v1`, admin role only): goods, warm-up, stats, the audit, load-test users.
 
 use actix_web::{HttpResponse, web};
-use common::contracts::Actor;
-use common::contracts::order::OrderError;
-use common::contracts::stock::{NewGoods, StockError, StockLevel};
-use common::contracts::user::BulkUsers;
+use contracts::Actor;
+use contracts::order::OrderAudit;
+use contracts::stock::{NewGoods, StockLevel};
+use contracts::user::BulkUsers;
 
-use super::users::user_problem;
 use crate::api::{
     AuditBody, BulkUsersBody, BulkUsersCreated, GoodsAuditBody, GoodsBody, IssuedUserBody, NewGoodsBody, StatsBody,
 };
 use crate::auth::Admin;
-use crate::problem::{Problem, rpc_failure};
+use crate::problem::Problem;
 use crate::state::AppState;
-
-fn stock_problem(err: rpc::Error<StockError>) -> Problem {
-    match err {
-        rpc::Error::Application(StockError::UnknownGoods(id)) => Problem::not_found(format!("no goods {id}")),
-        rpc::Error::Application(StockError::NotWarmed(id)) => {
-            Problem::not_found(format!("goods {id} is not warmed up"))
-        }
-        rpc::Error::Application(StockError::Invalid(detail)) => Problem::validation(detail),
-        rpc::Error::Application(StockError::Forbidden) => Problem::forbidden("admin role required"),
-        rpc::Error::Application(StockError::Unavailable(_)) => Problem::unavailable("stock service unavailable"),
-        other => rpc_failure("stock-service", other),
-    }
-}
-
-fn order_problem(err: rpc::Error<OrderError>) -> Problem {
-    match err {
-        rpc::Error::Application(OrderError::Forbidden) => Problem::forbidden("admin role required"),
-        rpc::Error::Application(OrderError::Unavailable(detail)) => Problem::unavailable(detail),
-        other => rpc_failure("order-service", other),
-    }
-}
 
 /// Puts goods on sale.
 #[utoipa::path(post, path = "/admin/v1/goods", tag = "admin", request_body = NewGoodsBody, security(("bearer" = [])),
     responses((status = 201, body = GoodsBody), (status = 400, body = Problem), (status = 403, body = Problem)))]
-pub async fn create_goods(
+pub(crate) async fn create_goods(
     state: web::Data<AppState>,
     admin: Admin,
     body: web::Json<NewGoodsBody>,
@@ -53,7 +31,7 @@ pub async fn create_goods(
         start_at: body.start_at,
         end_at: body.end_at,
     };
-    let created = state.stock.create_goods(admin.0, goods).await.map_err(stock_problem)?;
+    let created = state.stock.create_goods(admin.0, goods).await?;
     state.goods.invalidate();
     Ok(HttpResponse::Created().json(GoodsBody::new(&created, chrono::Utc::now())))
 }
@@ -62,13 +40,13 @@ pub async fn create_goods(
 #[utoipa::path(post, path = "/admin/v1/goods/{goods_id}/warmup", tag = "admin",
     params(("goods_id" = i64, Path, description = "Goods id")), security(("bearer" = [])),
     responses((status = 200, body = GoodsBody), (status = 404, body = Problem), (status = 403, body = Problem)))]
-pub async fn warm_up(
+pub(crate) async fn warm_up(
     state: web::Data<AppState>,
     admin: Admin,
     goods_id: web::Path<i64>,
 ) -> Result<HttpResponse, Problem> {
     let goods_id = goods_id.into_inner();
-    let goods = state.stock.warm_up(admin.0, goods_id).await.map_err(stock_problem)?;
+    let goods = state.stock.warm_up(admin.0, goods_id).await?;
     state.goods.invalidate();
     if goods.stock_left > 0 {
         state.sold_out.clear(goods_id);
@@ -76,13 +54,9 @@ pub async fn warm_up(
     Ok(HttpResponse::Ok().json(GoodsBody::new(&goods, chrono::Utc::now())))
 }
 
-async fn figures(
-    state: &AppState,
-    admin: Actor,
-    goods_id: i64,
-) -> Result<(StockLevel, common::contracts::order::OrderAudit), Problem> {
-    let level = state.stock.stock_level(goods_id).await.map_err(stock_problem)?;
-    let orders = state.orders.audit(admin, goods_id).await.map_err(order_problem)?;
+async fn figures(state: &AppState, admin: Actor, goods_id: i64) -> Result<(StockLevel, OrderAudit), Problem> {
+    let level = state.stock.stock_level(goods_id).await?;
+    let orders = state.orders.audit(admin, goods_id).await?;
     Ok((level, orders))
 }
 
@@ -90,7 +64,7 @@ async fn figures(
 #[utoipa::path(get, path = "/admin/v1/goods/{goods_id}/stats", tag = "admin",
     params(("goods_id" = i64, Path, description = "Goods id")), security(("bearer" = [])),
     responses((status = 200, body = StatsBody), (status = 404, body = Problem)))]
-pub async fn stats(
+pub(crate) async fn stats(
     state: web::Data<AppState>,
     admin: Admin,
     goods_id: web::Path<i64>,
@@ -110,12 +84,7 @@ pub async fn stats(
 }
 
 /// Checks the invariants of one goods.
-pub fn audit_of(
-    goods_id: i64,
-    name: String,
-    level: &StockLevel,
-    orders: &common::contracts::order::OrderAudit,
-) -> GoodsAuditBody {
+fn audit_of(goods_id: i64, name: String, level: &StockLevel, orders: &OrderAudit) -> GoodsAuditBody {
     let initial = level.initial_stock;
     let mut violations = Vec::new();
     let oversold = (orders.orders - initial).max(0);
@@ -155,13 +124,13 @@ pub fn audit_of(
 #[utoipa::path(get, path = "/admin/v1/goods/{goods_id}/audit", tag = "admin",
     params(("goods_id" = i64, Path, description = "Goods id")), security(("bearer" = [])),
     responses((status = 200, body = AuditBody), (status = 404, body = Problem)))]
-pub async fn audit_goods(
+pub(crate) async fn audit_goods(
     state: web::Data<AppState>,
     admin: Admin,
     goods_id: web::Path<i64>,
 ) -> Result<HttpResponse, Problem> {
     let goods_id = goods_id.into_inner();
-    let goods = state.stock.get_goods(goods_id).await.map_err(stock_problem)?;
+    let goods = state.stock.get_goods(goods_id).await?;
     let (level, orders) = figures(&state, admin.0, goods_id).await?;
     let audit = audit_of(goods_id, goods.name, &level, &orders);
     Ok(HttpResponse::Ok().json(AuditBody { ok: audit.violations.is_empty(), goods: vec![audit] }))
@@ -170,9 +139,9 @@ pub async fn audit_goods(
 /// The oversell audit of every goods.
 #[utoipa::path(get, path = "/admin/v1/audit", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = AuditBody), (status = 403, body = Problem)))]
-pub async fn audit_all(state: web::Data<AppState>, admin: Admin) -> Result<HttpResponse, Problem> {
+pub(crate) async fn audit_all(state: web::Data<AppState>, admin: Admin) -> Result<HttpResponse, Problem> {
     let mut audits = Vec::new();
-    for goods in state.stock.list_goods().await.map_err(stock_problem)? {
+    for goods in state.stock.list_goods().await? {
         let (level, orders) = figures(&state, admin.0, goods.goods_id).await?;
         audits.push(audit_of(goods.goods_id, goods.name, &level, &orders));
     }
@@ -182,14 +151,14 @@ pub async fn audit_all(state: web::Data<AppState>, admin: Admin) -> Result<HttpR
 /// Creates (or reuses) token-only load-test users and returns their tokens.
 #[utoipa::path(post, path = "/admin/v1/users/bulk", tag = "admin", request_body = BulkUsersBody, security(("bearer" = [])),
     responses((status = 201, body = BulkUsersCreated), (status = 400, body = Problem), (status = 403, body = Problem)))]
-pub async fn bulk_users(
+pub(crate) async fn bulk_users(
     state: web::Data<AppState>,
     admin: Admin,
     body: web::Json<BulkUsersBody>,
 ) -> Result<HttpResponse, Problem> {
     let body = body.into_inner();
     let request = BulkUsers { prefix: body.prefix, count: body.count };
-    let users = state.users.bulk_create(admin.0, request).await.map_err(user_problem)?;
+    let users = state.users.bulk_create(admin.0, request).await?;
     let users = users.into_iter().map(|u| IssuedUserBody { id: u.id, username: u.username, token: u.token }).collect();
     Ok(HttpResponse::Created().json(BulkUsersCreated { users }))
 }

@@ -9,23 +9,24 @@ mod users;
 
 use actix_web::{Resource, web};
 
-pub use self::admin::*;
-pub use self::goods::*;
-pub use self::ops::*;
-pub use self::orders::*;
-pub use self::seckill::*;
-pub use self::users::*;
+pub(crate) use self::admin::*;
+pub(crate) use self::goods::*;
+pub(crate) use self::ops::*;
+pub(crate) use self::orders::*;
+pub(crate) use self::seckill::*;
+pub(crate) use self::users::*;
 use crate::problem::Problem;
 
 /// A named resource whose unknown methods get a problem+json 405. The name labels its metrics
 /// (reading it after routing costs nothing, unlike matching the path against every pattern again).
-fn resource(name: &str, path: &str) -> Resource {
+pub(crate) fn resource(name: &str, path: &str) -> Resource {
     web::resource(path).name(name).default_service(web::to(|| async { Problem::method_not_allowed() }))
 }
 
-/// Registers every route. Routes are tried in order and each pattern with a `{segment}` is a
-/// regular expression, so the crowd's routes (order, path, result) come first.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Registers every route (but `/openapi.json`, which `crate::openapi` serves). Routes are tried in
+/// order and each pattern with a `{segment}` is a regular expression, so the crowd's routes
+/// (order, path, result) come first.
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         resource("place_order", "/api/v1/seckill/goods/{goods_id}/{path}/orders").route(web::post().to(place_order)),
     )
@@ -40,7 +41,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("healthz", "/healthz").route(web::get().to(healthz)))
     .service(resource("readyz", "/readyz").route(web::get().to(readyz)))
     .service(resource("metrics", "/metrics").route(web::get().to(metrics)))
-    .service(resource("openapi", "/openapi.json").route(web::get().to(openapi)))
     .service(resource("admin_create_goods", "/admin/v1/goods").route(web::post().to(create_goods)))
     .service(resource("admin_warmup", "/admin/v1/goods/{goods_id}/warmup").route(web::post().to(warm_up)))
     .service(resource("admin_stats", "/admin/v1/goods/{goods_id}/stats").route(web::get().to(stats)))

@@ -4,21 +4,21 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, web};
 use deadpool_redis::redis;
-use utoipa::OpenApi;
+
+use contracts::names;
 
 use crate::api::{HealthBody, ReadyBody};
-use crate::openapi::ApiDoc;
 use crate::state::AppState;
 
 /// Liveness: the process answers. Also tells whether the captcha test mode is on.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = HealthBody)))]
-pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(HealthBody { status: "ok", captcha_test_mode: state.captchas.test_mode() })
 }
 
 /// Readiness: Redis answers and every service has at least one known instance.
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, body = ReadyBody), (status = 503, body = ReadyBody)))]
-pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let mut checks = BTreeMap::new();
     let redis = async {
         let mut conn = state.redis.get().await.map_err(|e| e.to_string())?;
@@ -26,9 +26,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     };
     checks.insert("redis".to_owned(), redis.await.map(|_| "ok".to_owned()).unwrap_or_else(|e| e));
     let services = [
-        ("user-service", state.users.transport().discovery().instances().len()),
-        ("stock-service", state.stock.transport().discovery().instances().len()),
-        ("order-service", state.orders.transport().discovery().instances().len()),
+        (names::USER_SERVICE, state.users.transport().discovery().instances().len()),
+        (names::STOCK_SERVICE, state.stock.transport().discovery().instances().len()),
+        (names::ORDER_SERVICE, state.orders.transport().discovery().instances().len()),
     ];
     for (name, instances) in services {
         let status = if instances > 0 { "ok".to_owned() } else { "no instance registered".to_owned() };
@@ -41,12 +41,6 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain", description = "Prometheus text format")))]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
-}
-
-/// This API's OpenAPI document.
-#[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, description = "OpenAPI 3 document")))]
-pub async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
 }

@@ -1,27 +1,22 @@
 //! `GET /api/v1/orders/{order_id}`: the caller's own orders only.
 
 use actix_web::{HttpResponse, web};
-use common::contracts::order::OrderError;
 
 use crate::api::OrderBody;
 use crate::auth::Caller;
-use crate::problem::{Problem, rpc_failure};
+use crate::problem::Problem;
 use crate::state::AppState;
 
 /// One of the caller's orders (another user's order is "not found", not "forbidden": no probing).
 #[utoipa::path(get, path = "/api/v1/orders/{order_id}", tag = "orders",
     params(("order_id" = i64, Path, description = "Order id")), security(("bearer" = [])),
     responses((status = 200, body = OrderBody), (status = 404, body = Problem)))]
-pub async fn get_order(
+pub(crate) async fn get_order(
     state: web::Data<AppState>,
     caller: Caller,
     order_id: web::Path<i64>,
 ) -> Result<HttpResponse, Problem> {
-    let order = match state.orders.get_order(order_id.into_inner()).await {
-        Ok(order) => order,
-        Err(rpc::Error::Application(OrderError::NotFound)) => return Err(Problem::not_found("no such order")),
-        Err(other) => return Err(rpc_failure("order-service", other)),
-    };
+    let order = state.orders.get_order(order_id.into_inner()).await?;
     if order.user_id != caller.0.user_id && !caller.0.is_admin() {
         return Err(Problem::not_found("no such order"));
     }

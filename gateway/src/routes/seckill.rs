@@ -5,45 +5,33 @@
 //! the path (Redis) → the order RPC. After a sell-out, an order attempt costs no RPC and no Redis.
 
 use actix_web::{HttpResponse, web};
-use common::contracts::order::OrderError;
+use contracts::order::OrderError;
 
 use crate::api::{PathBody, PathRequest, ResultBody, TicketBody};
 use crate::auth::Caller;
-use crate::problem::{Problem, rpc_failure};
+use crate::problem::Problem;
 use crate::state::AppState;
-
-/// Anti-brush and token bucket for one seckill call.
-async fn admit(state: &AppState, user_id: i64) -> Result<(), Problem> {
-    match state.user_gate.admit(user_id).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(wait_secs)) => Err(Problem::rate_limited(wait_secs)),
-        Err(err) => {
-            tracing::warn!(%err, "user gate unavailable");
-            Err(Problem::unavailable("rate limiter unavailable"))
-        }
-    }
-}
 
 /// A captcha image for this goods (answer valid 5 minutes, single use).
 #[utoipa::path(get, path = "/api/v1/seckill/goods/{goods_id}/captcha", tag = "seckill",
     params(("goods_id" = i64, Path, description = "Goods id")), security(("bearer" = [])),
     responses((status = 200, content_type = "image/png", description = "PNG image"), (status = 401, body = Problem), (status = 429, body = Problem)))]
-pub async fn captcha(
+pub(crate) async fn captcha(
     state: web::Data<AppState>,
     caller: Caller,
     goods_id: web::Path<i64>,
 ) -> Result<HttpResponse, Problem> {
     let goods_id = goods_id.into_inner();
-    admit(&state, caller.0.user_id).await?;
+    state.user_gate.admit(caller.0.user_id).await?;
     let png = state.captchas.issue(caller.0.user_id, goods_id).await?;
     Ok(HttpResponse::Ok().content_type("image/png").insert_header(("Cache-Control", "no-store")).body(png))
 }
 
-/// Exchanges a captcha answer for a hidden seckill path (valid 60 s, single use).
+/// Exchanges a captcha answer for a hidden seckill path (single use, valid `expires_in` seconds).
 #[utoipa::path(post, path = "/api/v1/seckill/goods/{goods_id}/path", tag = "seckill",
     params(("goods_id" = i64, Path, description = "Goods id")), request_body = PathRequest, security(("bearer" = [])),
     responses((status = 200, body = PathBody), (status = 400, body = Problem), (status = 409, body = Problem), (status = 429, body = Problem)))]
-pub async fn path(
+pub(crate) async fn path(
     state: web::Data<AppState>,
     caller: Caller,
     goods_id: web::Path<i64>,
@@ -53,13 +41,10 @@ pub async fn path(
     if state.sold_out.is_sold_out(goods_id) {
         return Err(Problem::sold_out());
     }
-    admit(&state, user_id).await?;
+    state.user_gate.admit(user_id).await?;
     state.captchas.check(user_id, goods_id, &body.captcha).await?;
-    let path = state.paths.issue(user_id, goods_id).await.map_err(|err| {
-        tracing::warn!(%err, "path store unavailable");
-        Problem::unavailable("token store unavailable")
-    })?;
-    Ok(HttpResponse::Ok().json(PathBody { path, expires_in: 60 }))
+    let path = state.paths.issue(user_id, goods_id).await?;
+    Ok(HttpResponse::Ok().json(PathBody { path, expires_in: state.paths.ttl().as_secs() }))
 }
 
 /// Places the order: 202 with a ticket once the order is safely queued.
@@ -68,7 +53,7 @@ pub async fn path(
     security(("bearer" = [])),
     responses((status = 202, body = TicketBody), (status = 403, body = Problem), (status = 409, body = Problem),
         (status = 410, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
-pub async fn place_order(
+pub(crate) async fn place_order(
     state: web::Data<AppState>,
     caller: Caller,
     params: web::Path<(i64, String)>,
@@ -79,52 +64,28 @@ pub async fn place_order(
         state.counters.sold_out_answer();
         return Err(Problem::sold_out());
     }
-    admit(&state, user_id).await?;
-    let redeemed = state.paths.redeem(user_id, goods_id, &path).await.map_err(|err| {
-        tracing::warn!(%err, "path store unavailable");
-        Problem::unavailable("token store unavailable")
-    })?;
-    if !redeemed {
-        return Err(Problem::bad_path());
-    }
+    state.user_gate.admit(user_id).await?;
+    state.paths.redeem(user_id, goods_id, &path).await?;
     state.counters.place_call();
     let epoch = state.sold_out.epoch();
-    match state.orders.place(user_id, goods_id).await {
-        Ok(ticket) => Ok(HttpResponse::Accepted().json(TicketBody { ticket: ticket.ticket, status: "queued" })),
-        Err(rpc::Error::Application(err)) => Err(match err {
-            OrderError::SoldOut => {
-                state.sold_out.mark_unless_restocked(goods_id, epoch);
-                Problem::sold_out()
-            }
-            OrderError::Duplicate => Problem::duplicate_order(),
-            OrderError::NotStarted { starts_at } => Problem::not_started(starts_at),
-            OrderError::Ended => Problem::ended(),
-            OrderError::UnknownGoods(_) | OrderError::NotFound => {
-                Problem::not_found(format!("no goods {goods_id} on sale"))
-            }
-            OrderError::Forbidden => Problem::forbidden("not allowed"),
-            OrderError::Unavailable(detail) => Problem::unavailable(detail),
-        }),
-        Err(other) => Err(rpc_failure("order-service", other)),
+    let placed = state.orders.place(user_id, goods_id).await;
+    if let Err(rpc::Error::Application(OrderError::SoldOut)) = &placed {
+        // This route's own side effect: later attempts are answered here, with no RPC.
+        state.sold_out.mark_unless_restocked(goods_id, epoch);
     }
+    let ticket = placed?;
+    Ok(HttpResponse::Accepted().json(TicketBody { ticket: ticket.ticket, status: "queued" }))
 }
 
 /// Where the caller's purchase of this goods stands.
 #[utoipa::path(get, path = "/api/v1/seckill/goods/{goods_id}/result", tag = "seckill",
     params(("goods_id" = i64, Path, description = "Goods id")), security(("bearer" = [])),
     responses((status = 200, body = ResultBody), (status = 401, body = Problem)))]
-pub async fn result(
+pub(crate) async fn result(
     state: web::Data<AppState>,
     caller: Caller,
     goods_id: web::Path<i64>,
 ) -> Result<HttpResponse, Problem> {
-    let outcome = state.orders.result(caller.0.user_id, goods_id.into_inner()).await;
-    match outcome {
-        Ok(result) => Ok(HttpResponse::Ok().json(ResultBody::from(result))),
-        Err(rpc::Error::Application(OrderError::Unavailable(detail))) => Err(Problem::unavailable(detail)),
-        Err(rpc::Error::Application(OrderError::UnknownGoods(id))) => {
-            Err(Problem::not_found(format!("no goods {id} on sale")))
-        }
-        Err(other) => Err(rpc_failure("order-service", other)),
-    }
+    let result = state.orders.result(caller.0.user_id, goods_id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(ResultBody::from(result)))
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use platform::redis::RedisSettings;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -10,10 +11,12 @@ use actix_web::dev::ServerHandle;
 use actix_web::web;
 use awc::Client;
 use chrono::Utc;
-use common::auth::JwtSettings;
-use common::node::{NodeSettings, RegistryKind, RegistrySettings};
+use contracts::stock::StockServiceClient;
 use gateway::settings::{CaptchaSettings, LimitSettings};
 use gateway::state::AppState;
+use platform::auth::JwtSettings;
+use platform::node::NodeSettings;
+use platform::registry::{RegistryKind, RegistrySettings};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use testkit::TestDb;
@@ -43,6 +46,8 @@ impl Default for Options {
 
 pub struct TestApp {
     pub base: String,
+    /// A client of the test's stock-service, for arranging what a test needs directly.
+    pub stock_client: StockServiceClient,
     pub client: Client,
     pub state: web::Data<AppState>,
     pub redis: deadpool_redis::Pool,
@@ -55,7 +60,7 @@ pub struct TestApp {
     stock: Option<stock_service::Application>,
     order: Option<order_service::Application>,
     worker: Option<order_service::WorkerApplication>,
-    broker_prefix: String,
+    broker: order_service::settings::BrokerSettings,
 }
 
 pub async fn spawn_app(options: Options) -> TestApp {
@@ -68,22 +73,20 @@ pub async fn spawn_app(options: Options) -> TestApp {
     let user = user_service::Application::build(user_service::Settings {
         node: node(),
         registry: testkit::static_registry(),
-        database_url: db.secret_url(),
+        database: db.settings(),
         jwt: jwt.clone(),
         admin: user_service::settings::AdminBootstrap {
             username: "admin".into(),
             password: Some(SecretString::from("admin-password")),
         },
-        ..Default::default()
     })
     .await
     .expect("user-service starts");
     let stock = stock_service::Application::build(stock_service::Settings {
         node: node(),
         registry: testkit::static_registry(),
-        database_url: db.secret_url(),
-        redis_prefix: prefix.clone(),
-        ..Default::default()
+        database: db.settings(),
+        redis: RedisSettings::with_prefix(&prefix),
     })
     .await
     .expect("stock-service starts");
@@ -99,21 +102,21 @@ pub async fn spawn_app(options: Options) -> TestApp {
     let mut order_settings = order_service::Settings {
         node: node(),
         registry: registry(&endpoints),
-        database_url: db.secret_url(),
-        redis_prefix: prefix.clone(),
+        database: db.settings(),
+        redis: RedisSettings::with_prefix(&prefix),
         ..Default::default()
     };
     order_settings.broker.prefix = prefix.clone();
     order_settings.reconciler.enabled = false;
     let order = order_service::Application::build(order_settings.clone()).await.expect("order-service starts");
-    let worker = order_service::WorkerApplication::build(order_settings).await.expect("worker starts");
+    let worker = order_service::WorkerApplication::build(order_settings.clone()).await.expect("worker starts");
     endpoints.insert("orderservice".to_owned(), vec![order.address().to_string()]);
 
     let settings = gateway::Settings {
         listen: "127.0.0.1:0".into(),
         workers: Some(2),
         registry: registry(&endpoints),
-        redis_prefix: prefix.clone(),
+        redis: RedisSettings::with_prefix(&prefix),
         jwt,
         captcha: CaptchaSettings {
             test_answer: options.captcha_test_mode.then(|| TEST_ANSWER.to_owned()),
@@ -128,8 +131,10 @@ pub async fn spawn_app(options: Options) -> TestApp {
     let state = app.state();
     let http = app.spawn();
     let client = Client::builder().timeout(Duration::from_secs(30)).finish();
+    let stock_client = StockServiceClient::new(rpc::Channel::new(stock.address().to_string(), Default::default()));
     let mut test = TestApp {
         base,
+        stock_client,
         client,
         state,
         redis: testkit::redis_pool().await,
@@ -142,7 +147,7 @@ pub async fn spawn_app(options: Options) -> TestApp {
         stock: Some(stock),
         order: Some(order),
         worker: Some(worker),
-        broker_prefix: prefix,
+        broker: order_settings.broker.clone(),
     };
     let (status, session) =
         test.post("/api/v1/users/login", None, json!({"username": "admin", "password": "admin-password"})).await;
@@ -255,13 +260,7 @@ impl TestApp {
         if let Some(app) = self.user.take() {
             app.stop().await;
         }
-        let topology = order_service::broker::Topology::new(&self.broker_prefix, 5);
-        if let Ok(connection) = order_service::broker::connect(&SecretString::from(testkit::amqp_url())).await {
-            if let Ok(channel) = connection.create_channel().await {
-                let _ = topology.delete(&channel).await;
-                order_service::broker::close(&connection, channel).await;
-            }
-        }
+        order_service::broker::Topology::remove(&self.broker).await;
         testkit::clear_redis_prefix(&self.redis, &self.prefix).await;
     }
 }

@@ -11,7 +11,7 @@ pub struct AuditReport {
     pub goods: Vec<GoodsAudit>,
 }
 
-/// The figures of one goods and the invariants it violates (DESIGN §2).
+/// The figures of one goods and the invariants it violates (`docs/data.md`, "What the audit checks").
 #[derive(Debug, Deserialize)]
 pub struct GoodsAudit {
     pub goods_id: i64,

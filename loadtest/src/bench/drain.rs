@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::contracts::order::OrderMessage;
-use common::contracts::stock::ReserveOutcome;
-use common::snowflake::Snowflake;
+use contracts::order::OrderMessage;
+use contracts::stock::ReserveOutcome;
 use futures::{StreamExt, stream};
 use order_service::WorkerApplication;
-use order_service::broker::{Publisher, Topology};
+use order_service::broker::Publisher;
+use order_service::snowflake::Snowflake;
 use testkit::TestDb;
 use uuid::Uuid;
 
@@ -52,8 +52,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
 
     eprintln!("publishing {} messages (publisher confirms)...", messages.len());
-    let topology = Topology::new(&sandbox.prefix, 5);
-    let publisher = Publisher::connect(&sandbox.order_settings.broker, topology).await?;
+    // The same topology the workers declare: one set of queue arguments for every process.
+    let publisher = Publisher::connect(&sandbox.order_settings.broker).await?;
     let publishing = Instant::now();
     let published = stream::iter(&messages)
         .map(|message| publisher.publish(message))

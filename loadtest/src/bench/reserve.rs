@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use common::contracts::stock::ReserveOutcome;
+use contracts::stock::ReserveOutcome;
 use futures::{StreamExt, stream};
 use uuid::Uuid;
 
@@ -51,8 +51,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 /// Runs redis-benchmark with `EVAL <reserve.lua>` on the sale's keys, users random in a huge
 /// keyspace (so almost every call reserves), and returns its requests per second.
 async fn redis_benchmark(prefix: &str, goods: i64, requests: usize, concurrency: usize) -> anyhow::Result<f64> {
-    let keys = stock_service::sale::SaleKeys::new(prefix, goods);
-    let script = stock_service::sale::RESERVE_SCRIPT;
+    let keys = contracts::keyspace::Keyspace::new(prefix).sale(goods);
+    let script = stock_service::RESERVE_SCRIPT;
     let output = tokio::process::Command::new("redis-benchmark")
         .args(["-n", &requests.to_string(), "-c", &concurrency.to_string(), "-r", "1000000000", "-q"])
         .args(["EVAL", script, "3", &keys.meta, &keys.stock, &keys.buyers, "__rand_int__"])

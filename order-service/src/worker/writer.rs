@@ -12,9 +12,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use common::contracts::order::OrderMessage;
-use common::contracts::stock::{ClaimOutcome, ReleaseScope, StockServiceClient};
-use common::snowflake::Snowflake;
+use crate::snowflake::Snowflake;
+use contracts::keyspace::SaleLock;
+use contracts::order::OrderMessage;
+use contracts::stock::{ClaimOutcome, ReleaseScope, StockServiceClient};
 use rpc::Transport;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -23,7 +24,7 @@ use crate::store;
 
 /// What became of one message.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// The order exists (written now, or by an earlier delivery of the same message).
     Written(i64),
     /// No order. `release` says how the message's hold must be undone, if it still holds one
@@ -38,7 +39,7 @@ pub enum Verdict {
 
 /// Why a batch was not written.
 #[derive(Debug, thiserror::Error)]
-pub enum WriteError {
+pub(crate) enum WriteError {
     /// A dependency is down or timed out: the same batch may well work later.
     #[error("transient: {0}")]
     Transient(String),
@@ -67,7 +68,7 @@ impl From<sqlx::Error> for WriteError {
 }
 
 /// Writes batches of orders.
-pub struct Writer<T> {
+pub(crate) struct Writer<T> {
     pool: PgPool,
     stock: StockServiceClient<T>,
     ids: Arc<Snowflake>,
@@ -75,18 +76,18 @@ pub struct Writer<T> {
 
 impl<T: Transport> Writer<T> {
     /// A writer over the orders database, claiming through `stock`, numbering with `ids`.
-    pub fn new(pool: PgPool, stock: StockServiceClient<T>, ids: Arc<Snowflake>) -> Self {
+    pub(crate) fn new(pool: PgPool, stock: StockServiceClient<T>, ids: Arc<Snowflake>) -> Self {
         Writer { pool, stock, ids }
     }
 
     /// Writes `messages` (distinct tickets) in one transaction; one verdict per message, in order.
-    pub async fn write(&self, messages: &[OrderMessage]) -> Result<Vec<Verdict>, WriteError> {
+    pub(crate) async fn write(&self, messages: &[OrderMessage]) -> Result<Vec<Verdict>, WriteError> {
         let mut tx = self.pool.begin().await?;
         let mut goods: Vec<i64> = messages.iter().map(|m| m.goods_id).collect();
         goods.sort_unstable(); // a fixed lock order: no deadlock between workers
         goods.dedup();
         for goods_id in &goods {
-            store::lock_goods_shared(&mut tx, *goods_id).await?;
+            store::lock_sale_shared(&mut tx, SaleLock::of(*goods_id)).await?;
         }
         let claims = self.claim(messages, &goods).await?;
         let mut to_insert = Vec::new();
@@ -122,7 +123,7 @@ impl<T: Transport> Writer<T> {
     }
 
     /// The order written for `ticket`, if any (an earlier delivery may have committed it).
-    pub async fn existing_order(&self, ticket: Uuid) -> sqlx::Result<Option<i64>> {
+    pub(crate) async fn existing_order(&self, ticket: Uuid) -> sqlx::Result<Option<i64>> {
         let mut conn = self.pool.acquire().await?;
         Ok(store::ids_by_ticket(&mut conn, &[ticket]).await?.first().map(|(_, id)| *id))
     }

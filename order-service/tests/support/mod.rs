@@ -3,17 +3,19 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use platform::redis::RedisSettings;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::contracts::order::OrderServiceClient;
-use common::contracts::stock::{NewGoods, StockServiceClient};
-use common::contracts::{Actor, Role};
-use common::node::{NodeSettings, RegistryKind, RegistrySettings};
+use contracts::order::OrderServiceClient;
+use contracts::stock::{NewGoods, StockServiceClient};
+use contracts::{Actor, Role};
 use order_service::broker::Topology;
 use order_service::settings::ReconcilerSettings;
 use order_service::{Application, Settings, WorkerApplication};
+use platform::node::NodeSettings;
+use platform::registry::{RegistryKind, RegistrySettings};
 use rpc::Cluster;
 use secrecy::SecretString;
 use testkit::TestDb;
@@ -53,9 +55,8 @@ impl Stack {
             let settings = stock_service::Settings {
                 node: NodeSettings::listening("127.0.0.1:0", None),
                 registry: testkit::static_registry(),
-                database_url: db.secret_url(),
-                redis_prefix: prefix.clone(),
-                ..Default::default()
+                database: db.settings(),
+                redis: RedisSettings::with_prefix(&prefix),
             };
             stock_apps.push(stock_service::Application::build(settings).await.expect("stock-service starts"));
         }
@@ -68,8 +69,8 @@ impl Stack {
         let mut settings = Settings {
             node: NodeSettings::listening("127.0.0.1:0", None),
             registry,
-            database_url: db.secret_url(),
-            redis_prefix: prefix.clone(),
+            database: db.settings(),
+            redis: RedisSettings::with_prefix(&prefix),
             reconciler: ReconcilerSettings { enabled: false, ..Default::default() },
             ..Default::default()
         };
@@ -80,7 +81,11 @@ impl Stack {
         let order_app = Application::build(settings.clone()).await.expect("order-service starts");
         let orders = OrderServiceClient::new(rpc::Channel::new(order_app.address().to_string(), Default::default()));
         let registry = settings.registry.connect().await.unwrap();
-        let stock = StockServiceClient::new(common::node::cluster(&registry, "StockService", &Default::default()));
+        let stock = StockServiceClient::new(platform::registry::cluster(
+            &registry,
+            contracts::names::STOCK_SERVICE,
+            &Default::default(),
+        ));
         // Workers reach the broker directly, whatever order-service does.
         settings.broker.url = SecretString::from(testkit::amqp_url());
         Stack {
@@ -116,7 +121,7 @@ impl Stack {
     }
 
     pub fn topology(&self) -> Topology {
-        Topology::new(&self.settings.broker.prefix, self.settings.broker.delivery_limit)
+        Topology::new(&self.settings.broker)
     }
 
     pub async fn order_count(&self, goods_id: i64) -> i64 {
@@ -160,12 +165,7 @@ impl Stack {
         for app in self.stock_apps.drain(..) {
             app.stop().await;
         }
-        if let Ok(connection) = order_service::broker::connect(&SecretString::from(testkit::amqp_url())).await {
-            if let Ok(channel) = connection.create_channel().await {
-                let _ = self.topology().delete(&channel).await;
-                order_service::broker::close(&connection, channel).await;
-            }
-        }
+        Topology::remove(&self.settings.broker).await;
         testkit::clear_redis_prefix(&self.redis, &self.prefix).await;
     }
 }

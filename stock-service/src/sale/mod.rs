@@ -5,15 +5,12 @@
 //! Scripts are sent once and then called by SHA (`EVALSHA`), falling back to loading them when
 //! Redis answers `NOSCRIPT` (after a restart or a `SCRIPT FLUSH`): redis-rs' `Script` does both.
 
-mod keys;
-
 use chrono::{DateTime, TimeZone, Utc};
-use common::contracts::stock::{ClaimOutcome, ReleaseOutcome, ReleaseScope, Reservation, ReserveOutcome};
+use contracts::keyspace::Keyspace;
+use contracts::stock::{ClaimOutcome, ReleaseOutcome, ReleaseScope, Reservation, ReserveOutcome};
 use deadpool_redis::Pool;
 use deadpool_redis::redis::{self, Script};
 use uuid::Uuid;
-
-pub use self::keys::{SaleKeys, restock_channel};
 
 /// The source of `reserve.lua` (benchmarks run it through redis-benchmark).
 pub const RESERVE_SCRIPT: &str = include_str!("reserve.lua");
@@ -21,7 +18,7 @@ pub const RESERVE_SCRIPT: &str = include_str!("reserve.lua");
 /// A failure talking to Redis.
 #[derive(Debug, thiserror::Error)]
 #[error("redis: {0}")]
-pub struct RedisFailure(String);
+pub(crate) struct RedisFailure(String);
 
 impl RedisFailure {
     fn from(err: impl std::fmt::Display) -> Self {
@@ -31,35 +28,35 @@ impl RedisFailure {
 
 /// What PostgreSQL says a sale should look like, for [`SaleStore::build`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SaleSnapshot {
+pub(crate) struct SaleSnapshot {
     /// Window start.
-    pub start_at: DateTime<Utc>,
+    pub(crate) start_at: DateTime<Utc>,
     /// Window end.
-    pub end_at: DateTime<Utc>,
+    pub(crate) end_at: DateTime<Utc>,
     /// Price, in cents.
-    pub price_cents: i64,
+    pub(crate) price_cents: i64,
     /// Units put on sale.
-    pub initial_stock: i64,
+    pub(crate) initial_stock: i64,
     /// Units left (initial minus orders written).
-    pub stock: i64,
+    pub(crate) stock: i64,
     /// (user id, ticket, ordered at) of every order written.
-    pub orders: Vec<(i64, Uuid, DateTime<Utc>)>,
+    pub(crate) orders: Vec<(i64, Uuid, DateTime<Utc>)>,
 }
 
 /// Redis-side view of a sale.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SaleLevel {
+pub(crate) struct SaleLevel {
     /// Units left, or `None` when there is no sale state.
-    pub stock: Option<i64>,
+    pub(crate) stock: Option<i64>,
     /// Reservations and purchases held.
-    pub holds: i64,
+    pub(crate) holds: i64,
 }
 
 /// The sale states of every goods, under one key prefix.
 #[derive(Clone, Debug)]
-pub struct SaleStore {
+pub(crate) struct SaleStore {
     redis: Pool,
-    prefix: String,
+    keys: Keyspace,
     reserve: Script,
     release: Script,
     claim: Script,
@@ -67,11 +64,11 @@ pub struct SaleStore {
 }
 
 impl SaleStore {
-    /// A store over `redis`, with keys under `prefix`.
-    pub fn new(redis: Pool, prefix: impl Into<String>) -> SaleStore {
+    /// A store over `redis`, with keys named by `keys`.
+    pub(crate) fn new(redis: Pool, keys: Keyspace) -> SaleStore {
         SaleStore {
             redis,
-            prefix: prefix.into(),
+            keys,
             reserve: Script::new(RESERVE_SCRIPT),
             release: Script::new(include_str!("release.lua")),
             claim: Script::new(include_str!("claim.lua")),
@@ -79,23 +76,18 @@ impl SaleStore {
         }
     }
 
-    /// The key prefix.
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
     async fn conn(&self) -> Result<deadpool_redis::Connection, RedisFailure> {
         self.redis.get().await.map_err(RedisFailure::from)
     }
 
     /// Runs `reserve.lua`. `Ok(None)` means there is no sale state for this goods.
-    pub async fn reserve(
+    pub(crate) async fn reserve(
         &self,
         goods_id: i64,
         user_id: i64,
         ticket: Uuid,
     ) -> Result<Option<ReserveOutcome>, RedisFailure> {
-        let keys = SaleKeys::new(&self.prefix, goods_id);
+        let keys = self.keys.sale(goods_id);
         let mut conn = self.conn().await?;
         let (code, a, b): (i64, i64, i64) = self
             .reserve
@@ -118,14 +110,14 @@ impl SaleStore {
     }
 
     /// Runs `release.lua`.
-    pub async fn release(
+    pub(crate) async fn release(
         &self,
         goods_id: i64,
         user_id: i64,
         ticket: Uuid,
         scope: ReleaseScope,
     ) -> Result<ReleaseOutcome, RedisFailure> {
-        let keys = SaleKeys::new(&self.prefix, goods_id);
+        let keys = self.keys.sale(goods_id);
         let scope = match scope {
             ReleaseScope::Unclaimed => "unclaimed",
             ReleaseScope::AnyHold => "any",
@@ -139,7 +131,7 @@ impl SaleStore {
             .arg(user_id)
             .arg(ticket.to_string())
             .arg(scope)
-            .arg(restock_channel(&self.prefix))
+            .arg(self.keys.restock_channel())
             .arg(goods_id)
             .invoke_async(&mut *conn)
             .await
@@ -148,11 +140,11 @@ impl SaleStore {
     }
 
     /// Runs `claim.lua` for a batch of (user, ticket).
-    pub async fn claim(&self, goods_id: i64, holds: &[(i64, Uuid)]) -> Result<Vec<ClaimOutcome>, RedisFailure> {
+    pub(crate) async fn claim(&self, goods_id: i64, holds: &[(i64, Uuid)]) -> Result<Vec<ClaimOutcome>, RedisFailure> {
         if holds.is_empty() {
             return Ok(Vec::new());
         }
-        let keys = SaleKeys::new(&self.prefix, goods_id);
+        let keys = self.keys.sale(goods_id);
         let mut invocation = self.claim.key(&keys.buyers);
         for (user_id, ticket) in holds {
             invocation.arg(*user_id).arg(ticket.to_string());
@@ -171,8 +163,8 @@ impl SaleStore {
 
     /// Runs `build.lua`: creates the sale state from `snapshot` unless present (the window and
     /// price are refreshed either way). Returns whether it was built.
-    pub async fn build(&self, goods_id: i64, snapshot: &SaleSnapshot) -> Result<bool, RedisFailure> {
-        let keys = SaleKeys::new(&self.prefix, goods_id);
+    pub(crate) async fn build(&self, goods_id: i64, snapshot: &SaleSnapshot) -> Result<bool, RedisFailure> {
+        let keys = self.keys.sale(goods_id);
         let mut invocation = self.build.key(&keys.meta);
         invocation
             .key(&keys.stock)
@@ -182,7 +174,7 @@ impl SaleStore {
             .arg(snapshot.price_cents)
             .arg(snapshot.initial_stock)
             .arg(snapshot.stock)
-            .arg(restock_channel(&self.prefix))
+            .arg(self.keys.restock_channel())
             .arg(goods_id);
         for (user_id, ticket, at) in &snapshot.orders {
             invocation.arg(*user_id).arg(format!("c:{ticket}:{}", at.timestamp_millis()));
@@ -193,8 +185,8 @@ impl SaleStore {
     }
 
     /// Stock and holds in Redis.
-    pub async fn level(&self, goods_id: i64) -> Result<SaleLevel, RedisFailure> {
-        let keys = SaleKeys::new(&self.prefix, goods_id);
+    pub(crate) async fn level(&self, goods_id: i64) -> Result<SaleLevel, RedisFailure> {
+        let keys = self.keys.sale(goods_id);
         let mut conn = self.conn().await?;
         let (present, stock, holds): (bool, Option<i64>, i64) = redis::pipe()
             .exists(&keys.meta)
@@ -207,22 +199,22 @@ impl SaleStore {
     }
 
     /// Units left for several goods at once (`None` where there is no sale state).
-    pub async fn stocks(&self, goods_ids: &[i64]) -> Result<Vec<Option<i64>>, RedisFailure> {
+    pub(crate) async fn stocks(&self, goods_ids: &[i64]) -> Result<Vec<Option<i64>>, RedisFailure> {
         if goods_ids.is_empty() {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
         for goods_id in goods_ids {
             // One GET per key rather than MGET: the keys live in different cluster slots.
-            pipe.get(SaleKeys::new(&self.prefix, *goods_id).stock);
+            pipe.get(self.keys.sale(*goods_id).stock);
         }
         let mut conn = self.conn().await?;
         pipe.query_async(&mut *conn).await.map_err(RedisFailure::from)
     }
 
     /// Every buyer entry of a goods.
-    pub async fn holds(&self, goods_id: i64) -> Result<Vec<Reservation>, RedisFailure> {
-        let keys = SaleKeys::new(&self.prefix, goods_id);
+    pub(crate) async fn holds(&self, goods_id: i64) -> Result<Vec<Reservation>, RedisFailure> {
+        let keys = self.keys.sale(goods_id);
         let mut conn = self.conn().await?;
         let entries: Vec<(i64, String)> =
             redis::cmd("HGETALL").arg(&keys.buyers).query_async(&mut *conn).await.map_err(RedisFailure::from)?;

@@ -1,0 +1,225 @@
+//! The shared keyspace: every Redis key and pub/sub channel, every PostgreSQL advisory lock and
+//! every RabbitMQ name the programs use, in one place. It mirrors the tables of `docs/data.md`;
+//! a name written anywhere else is a bug waiting for a typo.
+//!
+//! | key | type | written by |
+//! |-----|------|------------|
+//! | `{p}:{g<id>}:meta` | hash | stock-service: `start_ms`, `end_ms`, `price_cents`, `initial`; present = warmed up |
+//! | `{p}:{g<id>}:stock` | int | stock-service: units left |
+//! | `{p}:{g<id>}:buyers` | hash | stock-service: user → `r:<ticket>:<ms>` / `c:<ticket>:<ms>` |
+//! | `{p}:{g<id>}:results` | hash | order-service: user → `q:` / `s:` / `f:` entries |
+//! | `{p}:restock` | pub/sub | stock-service: goods ids back in stock |
+//! | `{p}:{u<id>}:bucket`, `:brush` | hash, int | gateway: token bucket, anti-brush window |
+//! | `{p}:{u<id>}:captcha:<goods>`, `:captcha_failures:<goods>` | string, int | gateway |
+//! | `{p}:{u<id>}:path:<goods>` | string | gateway: hidden seckill path |
+//! | `{p}:snowflake:worker:<n>` | string | order workers: worker id leases |
+//! | `{p}:reconciler:lock` | string | order workers: one reconciler pass at a time |
+//!
+//! Hash tags (`{g42}`, `{u7}`) put every key one Lua script touches in one Redis Cluster slot.
+//! The registry's keys belong to the `rpc` crate (`rpc::registry`), under its own prefix.
+
+/// The prefix of every key in production; tests use a unique one each.
+pub const DEFAULT_PREFIX: &str = "sk";
+
+/// Key and channel names under one prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keyspace {
+    prefix: String,
+}
+
+/// The keys of one goods' sale: its state in Redis (stock-service) and its order results
+/// (order-service), all under the goods' hash tag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaleKeys {
+    /// Hash: `start_ms`, `end_ms`, `price_cents`, `initial`. Its presence means "warmed up".
+    pub meta: String,
+    /// Integer: units left.
+    pub stock: String,
+    /// Hash: user id → `r:<ticket>:<ms>` (reserved) or `c:<ticket>:<ms>` (claimed by a worker).
+    pub buyers: String,
+    /// Hash: user id → `q:<ticket>` (queued), `s:<ticket>:<order id>`, `f:<ticket>:<reason>`.
+    pub results: String,
+}
+
+/// The keys of one user's purchase defences in the gateway, under the user's hash tag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserKeys {
+    prefix: String,
+    user_id: i64,
+}
+
+impl Keyspace {
+    /// Names under `prefix`.
+    pub fn new(prefix: impl Into<String>) -> Keyspace {
+        Keyspace { prefix: prefix.into() }
+    }
+
+    /// The prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The keys of `goods_id`'s sale.
+    pub fn sale(&self, goods_id: i64) -> SaleKeys {
+        let tag = format!("{}:{{g{goods_id}}}", self.prefix);
+        SaleKeys {
+            meta: format!("{tag}:meta"),
+            stock: format!("{tag}:stock"),
+            buyers: format!("{tag}:buyers"),
+            results: format!("{tag}:results"),
+        }
+    }
+
+    /// The pub/sub channel announcing goods back in stock (payload: the goods id). Gateways clear
+    /// their in-process sold-out flag on it.
+    pub fn restock_channel(&self) -> String {
+        format!("{}:restock", self.prefix)
+    }
+
+    /// The keys of `user_id`'s defences.
+    pub fn user(&self, user_id: i64) -> UserKeys {
+        UserKeys { prefix: self.prefix.clone(), user_id }
+    }
+
+    /// The lease of snowflake worker id `worker_id`.
+    pub fn worker_lease(&self, worker_id: u16) -> String {
+        format!("{}:snowflake:worker:{worker_id}", self.prefix)
+    }
+
+    /// The lock that lets one reconciler pass run at a time.
+    pub fn reconciler_lock(&self) -> String {
+        format!("{}:reconciler:lock", self.prefix)
+    }
+}
+
+impl Default for Keyspace {
+    fn default() -> Self {
+        Keyspace::new(DEFAULT_PREFIX)
+    }
+}
+
+impl UserKeys {
+    fn key(&self, rest: std::fmt::Arguments<'_>) -> String {
+        format!("{}:{{u{}}}:{rest}", self.prefix, self.user_id)
+    }
+
+    /// Token bucket of the seckill calls.
+    pub fn bucket(&self) -> String {
+        self.key(format_args!("bucket"))
+    }
+
+    /// Anti-brush window counter.
+    pub fn brush(&self) -> String {
+        self.key(format_args!("brush"))
+    }
+
+    /// The captcha answer due for `goods_id`.
+    pub fn captcha(&self, goods_id: i64) -> String {
+        self.key(format_args!("captcha:{goods_id}"))
+    }
+
+    /// Wrong captcha answers for `goods_id`.
+    pub fn captcha_failures(&self, goods_id: i64) -> String {
+        self.key(format_args!("captcha_failures:{goods_id}"))
+    }
+
+    /// The hidden seckill path issued for `goods_id`.
+    pub fn path(&self, goods_id: i64) -> String {
+        self.key(format_args!("path:{goods_id}"))
+    }
+}
+
+/// The PostgreSQL advisory lock of one goods' sale, taken for the rest of a transaction.
+///
+/// Order workers hold it shared while they claim reservations and write orders; a rebuild of
+/// the sale state from PostgreSQL holds it exclusive, so it never reads a batch half-way. Both
+/// sides name the lock through this type: passing a bare id where a lock is meant does not
+/// compile, and the id scheme lives here only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SaleLock(i64);
+
+impl SaleLock {
+    /// Takes the lock exclusively; `$1` is [`SaleLock::id`].
+    pub const EXCLUSIVE: &'static str = "SELECT pg_advisory_xact_lock($1)";
+    /// Takes the lock shared; `$1` is [`SaleLock::id`].
+    pub const SHARED: &'static str = "SELECT pg_advisory_xact_lock_shared($1)";
+
+    /// The lock of `goods_id`'s sale.
+    pub fn of(goods_id: i64) -> SaleLock {
+        SaleLock(goods_id)
+    }
+
+    /// The advisory lock key (the goods id: goods ids are the only advisory keys we take).
+    pub fn id(self) -> i64 {
+        self.0
+    }
+}
+
+/// The RabbitMQ names of the order pipeline, derived from one prefix (`seckill` in production).
+///
+/// ```text
+/// place ──► {p}.orders (direct) ──create──► {p}.orders.create (quorum queue)
+///                                               │ rejected, or delivered too often
+///                                               ▼
+///                                    {p}.orders.dlx (fanout) ──► {p}.orders.dead
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderQueues {
+    /// Direct exchange orders are published to.
+    pub exchange: String,
+    /// Quorum queue the workers consume.
+    pub queue: String,
+    /// Fanout exchange for dead letters.
+    pub dead_exchange: String,
+    /// Where dead letters wait.
+    pub dead_queue: String,
+}
+
+impl OrderQueues {
+    /// The routing key of order-creation messages.
+    pub const ROUTING_KEY: &'static str = "create";
+    /// The prefix in production.
+    pub const DEFAULT_PREFIX: &'static str = "seckill";
+
+    /// Names under `prefix`.
+    pub fn new(prefix: &str) -> OrderQueues {
+        OrderQueues {
+            exchange: format!("{prefix}.orders"),
+            queue: format!("{prefix}.orders.create"),
+            dead_exchange: format!("{prefix}.orders.dlx"),
+            dead_queue: format!("{prefix}.orders.dead"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_of_a_goods_shares_one_hash_tag() {
+        let keys = Keyspace::new("sk").sale(42);
+        for key in [&keys.meta, &keys.stock, &keys.buyers, &keys.results] {
+            assert!(key.starts_with("sk:{g42}:"), "{key}");
+        }
+        assert_eq!(keys.stock, "sk:{g42}:stock");
+    }
+
+    #[test]
+    fn every_key_of_a_user_shares_one_hash_tag() {
+        let user = Keyspace::new("sk").user(7);
+        for key in [user.bucket(), user.brush(), user.captcha(3), user.captcha_failures(3), user.path(3)] {
+            assert!(key.starts_with("sk:{u7}:"), "{key}");
+        }
+        assert_eq!(user.path(3), "sk:{u7}:path:3");
+    }
+
+    #[test]
+    fn names_match_the_documented_layout() {
+        let keys = Keyspace::default();
+        assert_eq!(keys.restock_channel(), "sk:restock");
+        assert_eq!(keys.worker_lease(5), "sk:snowflake:worker:5");
+        assert_eq!(keys.reconciler_lock(), "sk:reconciler:lock");
+        assert_eq!(OrderQueues::new("seckill").queue, "seckill.orders.create");
+    }
+}

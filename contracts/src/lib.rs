@@ -1,0 +1,22 @@
+//! The contracts between Seckill's programs: what crosses a process boundary, and its names.
+//!
+//! # Layout
+//!
+//! - [`user`], [`stock`], [`order`]: each service's RPC trait (`#[rpc::service]`) with its
+//!   messages and errors, used by the server that implements it and every client that calls it.
+//! - [`identity`]: roles and the [`Actor`] of admin operations.
+//! - [`names`]: the service names as registered and addressed on the wire.
+//! - [`keyspace`]: every Redis key, pub/sub channel, PostgreSQL advisory lock and RabbitMQ name
+//!   more than one place uses (the tables of `docs/data.md`).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
+
+pub mod identity;
+pub mod keyspace;
+pub mod names;
+pub mod order;
+pub mod stock;
+pub mod user;
+
+pub use self::identity::{Actor, Role};

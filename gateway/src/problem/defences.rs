@@ -1,0 +1,41 @@
+//! The seckill defences' errors.
+
+use super::Problem;
+use crate::defences::{CaptchaError, GateError, PathError};
+
+impl From<CaptchaError> for Problem {
+    fn from(err: CaptchaError) -> Problem {
+        match err {
+            CaptchaError::Wrong => Problem::bad_captcha(),
+            CaptchaError::TooManyFailures { retry_after_secs } => Problem::rate_limited(retry_after_secs),
+            CaptchaError::Drawing => Problem::internal(),
+            CaptchaError::Store(err) => store_unavailable(&err),
+        }
+    }
+}
+
+impl From<PathError> for Problem {
+    fn from(err: PathError) -> Problem {
+        match err {
+            PathError::Invalid => Problem::bad_path(),
+            PathError::Store(err) => store_unavailable(&err),
+        }
+    }
+}
+
+impl From<GateError> for Problem {
+    fn from(err: GateError) -> Problem {
+        match err {
+            GateError::Limited { retry_after_secs } => Problem::rate_limited(retry_after_secs),
+            GateError::Store(err) => {
+                tracing::warn!(%err, "user gate unavailable");
+                Problem::unavailable("rate limiter unavailable")
+            }
+        }
+    }
+}
+
+fn store_unavailable(err: &str) -> Problem {
+    tracing::warn!(%err, "token store unavailable");
+    Problem::unavailable("token store unavailable")
+}

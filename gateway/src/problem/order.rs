@@ -1,0 +1,23 @@
+//! order-service's errors.
+
+use contracts::order::OrderError;
+
+use super::Problem;
+
+impl From<rpc::Error<OrderError>> for Problem {
+    fn from(err: rpc::Error<OrderError>) -> Problem {
+        match err {
+            rpc::Error::Application(err) => match err {
+                OrderError::SoldOut => Problem::sold_out(),
+                OrderError::Duplicate => Problem::duplicate_order(),
+                OrderError::NotStarted { starts_at } => Problem::not_started(starts_at),
+                OrderError::Ended => Problem::ended(),
+                OrderError::UnknownGoods(id) => Problem::no_goods(id),
+                OrderError::NotFound => Problem::not_found("no such order"),
+                OrderError::Forbidden => Problem::forbidden("admin role required"),
+                OrderError::Unavailable(detail) => Problem::unavailable(detail),
+            },
+            other => super::call::failure("order-service", other),
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! One batch of deliveries: decoded, deduped, written in one transaction; on a refusal, written
+//! message by message to find the one at fault.
+
+use std::collections::HashSet;
+
+use contracts::order::OrderMessage;
+use contracts::stock::ReleaseScope;
+use lapin::message::Delivery;
+use rpc::Transport;
+use tokio::sync::mpsc;
+
+use super::Worker;
+use super::settle::{Settlement, reject};
+use super::writer::{Verdict, WriteError};
+
+impl<T: Transport> Worker<T> {
+    /// Writes and settles one batch of deliveries; a written batch is settled through `settler`
+    /// when given (in order, overlapping the next write), else at once.
+    pub(super) async fn process(&self, deliveries: Vec<Delivery>, settler: Option<&mpsc::Sender<Settlement>>) {
+        let started = std::time::Instant::now();
+        let mut messages: Vec<(OrderMessage, Delivery)> = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            match serde_json::from_slice::<OrderMessage>(&delivery.data) {
+                Ok(message) => messages.push((message, delivery)),
+                Err(err) => {
+                    tracing::error!(%err, "undecodable order message: dead-lettering it");
+                    metrics::counter!("order_messages_total", "outcome" => "poison").increment(1);
+                    reject(&delivery).await;
+                }
+            }
+        }
+        // A message delivered twice in one batch (a redelivery racing its original) is written once.
+        let mut seen = HashSet::with_capacity(messages.len());
+        let unique: Vec<OrderMessage> =
+            messages.iter().filter(|(message, _)| seen.insert(message.ticket)).map(|(m, _)| m.clone()).collect();
+        match self.writer.write(&unique).await {
+            Ok(verdicts) => {
+                self.transient_recovered();
+                let settlement = Settlement::new(&unique, verdicts, messages.into_iter().map(|(_, d)| d).collect());
+                match settler {
+                    Some(settler) => {
+                        if let Err(unsent) = settler.send(settlement).await {
+                            self.settle(unsent.0).await;
+                        }
+                    }
+                    None => self.settle(settlement).await,
+                }
+            }
+            Err(WriteError::Transient(err)) => {
+                let pause = self.transient_failure();
+                tracing::warn!(%err, batch = unique.len(), ?pause, "batch not written; it will be redelivered");
+                tokio::time::sleep(pause).await;
+                for (message, delivery) in &messages {
+                    self.retry_or_give_up(message, delivery, &err).await;
+                }
+            }
+            Err(WriteError::Refused(err) | WriteError::SoldOutInDatabase(err)) => {
+                tracing::warn!(%err, batch = unique.len(), "batch refused; writing its messages one by one");
+                for (message, delivery) in messages {
+                    self.process_one(&message, delivery).await;
+                }
+            }
+        }
+        metrics::histogram!("order_batch_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("order_batch_size").record(unique.len() as f64);
+    }
+
+    async fn process_one(&self, message: &OrderMessage, delivery: Delivery) {
+        match self.writer.write(std::slice::from_ref(message)).await {
+            Ok(verdicts) => self.settle(Settlement::new(std::slice::from_ref(message), verdicts, vec![delivery])).await,
+            Err(WriteError::Transient(err)) => {
+                tokio::time::sleep(self.transient_failure()).await;
+                self.retry_or_give_up(message, &delivery, &err).await
+            }
+            Err(WriteError::Refused(err)) => self.give_up(message, &delivery, &err).await,
+            Err(WriteError::SoldOutInDatabase(err)) => {
+                // Not poison: the database simply has no unit for it. The hold goes without
+                // putting a unit back on sale (PostgreSQL does not have it), and the message is done.
+                tracing::error!(ticket = %message.ticket, %err, "no unit left in the database for this order");
+                let refused = Verdict::Refused { reason: "sold out".into(), release: Some(ReleaseScope::Discard) };
+                self.settle(Settlement::new(std::slice::from_ref(message), vec![refused], vec![delivery])).await
+            }
+        }
+    }
+}

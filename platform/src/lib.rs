@@ -1,0 +1,34 @@
+//! What every Seckill binary runs on.
+//!
+//! # Layout
+//!
+//! - [`config`]: typed settings from `SECKILL_` environment variables over built-in defaults.
+//! - [`auth`]: JWT issuing and verification (HS256 pinned).
+//! - [`db`]: PostgreSQL settings, pool and the embedded migrations; [`redis`]: Redis settings and
+//!   pool.
+//! - [`registry`]: the process's one service registry, and governed clients over it.
+//! - [`node`]: settings and start/stop sequence shared by every RPC service binary.
+//! - [`metrics`]: the Prometheus exporter; [`telemetry`]: structured logging.
+//! - [`shutdown`]: a future that completes on SIGINT or SIGTERM.
+//! - [`error`]: error helpers (one-line error chains, unreachable dependencies at start-up).
+//!
+//! The contracts between the programs (service traits, names, the keyspace) are in the
+//! `contracts` crate.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod metrics;
+pub mod node;
+pub mod redis;
+pub mod registry;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use self::config::{ConfigError, load, load_with};
+pub use self::error::{DependencyError, chain};
+pub use self::shutdown::shutdown_signal;
