@@ -12,6 +12,10 @@
 //! | `{p}:{u<id>}:bucket`, `:brush` | hash, int | gateway: token bucket, anti-brush window |
 //! | `{p}:{u<id>}:captcha:<goods>`, `:captcha_failures:<goods>` | string, int | gateway |
 //! | `{p}:{u<id>}:path:<goods>` | string | gateway: hidden seckill path |
+//! | `{p}:{u<id>}:strikes`, `:ban` | int, string | gateway: anti-brush trips, the blacklist entry |
+//! | `{p}:{ip:<addr>}:brush`, `:strikes`, `:ban`, `:sign_in` | int, int, string, int | gateway: the same per client IP, and its sign-in attempts |
+//! | `{p}:{n:<username>}:sign_in_failures` | int | gateway: failed logins of one username |
+//! | `{p}:blacklist` | sorted set | gateway: `user:<id>` / `ip:<addr>` → ban expiry (ms), for the admin API |
 //! | `{p}:snowflake:worker:<n>` | string | order workers: worker id leases |
 //! | `{p}:reconciler:lock` | string | order workers: one reconciler pass at a time |
 //!
@@ -81,6 +85,21 @@ impl Keyspace {
         UserKeys { prefix: self.prefix.clone(), user_id }
     }
 
+    /// The keys of one client IP's defences.
+    pub fn ip(&self, ip: &str) -> IpKeys {
+        IpKeys { tag: format!("{}:{{ip:{ip}}}", self.prefix) }
+    }
+
+    /// Failed logins of `username`.
+    pub fn sign_in_failures(&self, username: &str) -> String {
+        format!("{}:{{n:{username}}}:sign_in_failures", self.prefix)
+    }
+
+    /// The index of blacklist entries (members `user:<id>`, `ip:<addr>`; scores: expiry in ms).
+    pub fn blacklist(&self) -> String {
+        format!("{}:blacklist", self.prefix)
+    }
+
     /// The lease of snowflake worker id `worker_id`.
     pub fn worker_lease(&self, worker_id: u16) -> String {
         format!("{}:snowflake:worker:{worker_id}", self.prefix)
@@ -126,6 +145,44 @@ impl UserKeys {
     /// The hidden seckill path issued for `goods_id`.
     pub fn path(&self, goods_id: i64) -> String {
         self.key(format_args!("path:{goods_id}"))
+    }
+
+    /// Anti-brush trips counted towards the blacklist.
+    pub fn strikes(&self) -> String {
+        self.key(format_args!("strikes"))
+    }
+
+    /// Present while the user is blacklisted.
+    pub fn ban(&self) -> String {
+        self.key(format_args!("ban"))
+    }
+}
+
+/// The keys of one client IP's defences in the gateway, under the IP's hash tag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IpKeys {
+    tag: String,
+}
+
+impl IpKeys {
+    /// Anti-brush window counter of the seckill calls.
+    pub fn brush(&self) -> String {
+        format!("{}:brush", self.tag)
+    }
+
+    /// Anti-brush trips counted towards the blacklist.
+    pub fn strikes(&self) -> String {
+        format!("{}:strikes", self.tag)
+    }
+
+    /// Present while the IP is blacklisted.
+    pub fn ban(&self) -> String {
+        format!("{}:ban", self.tag)
+    }
+
+    /// Sign-in and registration attempts in the current minute.
+    pub fn sign_in(&self) -> String {
+        format!("{}:sign_in", self.tag)
     }
 }
 
@@ -208,7 +265,15 @@ mod tests {
     #[test]
     fn every_key_of_a_user_shares_one_hash_tag() {
         let user = Keyspace::new("sk").user(7);
-        for key in [user.bucket(), user.brush(), user.captcha(3), user.captcha_failures(3), user.path(3)] {
+        for key in [
+            user.bucket(),
+            user.brush(),
+            user.captcha(3),
+            user.captcha_failures(3),
+            user.path(3),
+            user.strikes(),
+            user.ban(),
+        ] {
             assert!(key.starts_with("sk:{u7}:"), "{key}");
         }
         assert_eq!(user.path(3), "sk:{u7}:path:3");
@@ -221,5 +286,8 @@ mod tests {
         assert_eq!(keys.worker_lease(5), "sk:snowflake:worker:5");
         assert_eq!(keys.reconciler_lock(), "sk:reconciler:lock");
         assert_eq!(OrderQueues::new("seckill").queue, "seckill.orders.create");
+        let ip = keys.ip("10.0.0.1");
+        assert_eq!((ip.brush(), ip.ban()), ("sk:{ip:10.0.0.1}:brush".to_owned(), "sk:{ip:10.0.0.1}:ban".to_owned()));
+        assert_eq!(keys.sign_in_failures("alice"), "sk:{n:alice}:sign_in_failures");
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! - [`user`], [`stock`], [`order`]: each service's RPC trait (`#[rpc::service]`) with its
 //!   messages and errors, used by the server that implements it and every client that calls it.
-//! - [`identity`]: roles and the [`Actor`] of admin operations.
+//! - [`identity`]: who a call comes from ([`Principal`]: a user with a role, or a [`Service`])
+//!   and what each may do.
 //! - [`names`]: the service names as registered and addressed on the wire.
 //! - [`keyspace`]: every Redis key, pub/sub channel, PostgreSQL advisory lock and RabbitMQ name
 //!   more than one place uses (the tables of `docs/data.md`).
@@ -19,4 +20,4 @@ pub mod order;
 pub mod stock;
 pub mod user;
 
-pub use self::identity::{Actor, Role};
+pub use self::identity::{Actor, Denied, Principal, Role, Service};

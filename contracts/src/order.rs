@@ -4,8 +4,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::Actor;
-
 /// An accepted purchase attempt: the broker has the order message; its outcome comes later.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ticket {
@@ -112,27 +110,32 @@ pub enum OrderError {
     /// No such order.
     #[error("no such order")]
     NotFound,
-    /// The actor lacks the admin role.
-    #[error("admin role required")]
+    /// The call carries no valid identity token.
+    #[error("no valid caller identity")]
+    Unauthenticated,
+    /// The caller may not do this.
+    #[error("not allowed")]
     Forbidden,
     /// A dependency failed; nothing was accepted and any unit taken was given back. Retry later.
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
 }
 
-/// Placing orders and reading their outcome.
+/// Placing orders and reading their outcome. The buyer is the caller, as the call's identity
+/// token says: nobody can place or read for another user.
 #[rpc::service]
 pub trait OrderService {
-    /// Reserves a unit, then hands the order to the broker (publisher-confirmed). Only a confirmed
-    /// message yields a ticket; otherwise the unit is released and `Unavailable` returned.
-    async fn place(&self, user_id: i64, goods_id: i64) -> Result<Ticket, OrderError>;
-    /// Where this user's purchase of this goods stands.
+    /// Reserves a unit for the calling user, then hands the order to the broker
+    /// (publisher-confirmed). Only a confirmed message yields a ticket; otherwise the unit is
+    /// released and `Unavailable` returned. Users only.
+    async fn place(&self, goods_id: i64) -> Result<Ticket, OrderError>;
+    /// Where the calling user's purchase of this goods stands. Users only.
     #[rpc(idempotent)]
-    async fn result(&self, user_id: i64, goods_id: i64) -> Result<OrderResult, OrderError>;
-    /// An order by id.
+    async fn result(&self, goods_id: i64) -> Result<OrderResult, OrderError>;
+    /// An order by id: the buyer's own (another user's is `NotFound`), or any for an admin.
     #[rpc(idempotent)]
     async fn get_order(&self, order_id: i64) -> Result<OrderView, OrderError>;
-    /// Order counts of a goods, for the audit. Admin only.
+    /// Order counts of a goods, for the audit. Admins and services.
     #[rpc(idempotent)]
-    async fn audit(&self, actor: Actor, goods_id: i64) -> Result<OrderAudit, OrderError>;
+    async fn audit(&self, goods_id: i64) -> Result<OrderAudit, OrderError>;
 }

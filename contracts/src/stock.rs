@@ -4,8 +4,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::Actor;
-
 /// Goods to put on sale (admin only).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewGoods {
@@ -161,33 +159,39 @@ pub enum StockError {
     /// The request is not valid.
     #[error("invalid: {0}")]
     Invalid(String),
-    /// The actor lacks the admin role.
-    #[error("admin role required")]
+    /// The call carries no valid identity token.
+    #[error("no valid caller identity")]
+    Unauthenticated,
+    /// The caller may not do this.
+    #[error("not allowed")]
     Forbidden,
     /// Redis or PostgreSQL failed (details in the service's logs).
     #[error("stock service unavailable: {0}")]
     Unavailable(String),
 }
 
-/// The goods catalogue and the sale state.
+/// The goods catalogue and the sale state. Who may call what is decided from the call's identity
+/// token: the catalogue is public, creating and warming sales is for admins, and the sale-state
+/// operations are internal (services only: order-service, the workers, the reconciler).
 #[rpc::service]
 pub trait StockService {
     /// Puts goods on sale. Admin only.
-    async fn create_goods(&self, actor: Actor, goods: NewGoods) -> Result<GoodsView, StockError>;
-    /// Every goods on sale.
+    async fn create_goods(&self, goods: NewGoods) -> Result<GoodsView, StockError>;
+    /// Every goods on sale. Anyone.
     #[rpc(idempotent)]
     async fn list_goods(&self) -> Result<Vec<GoodsView>, StockError>;
-    /// One goods.
+    /// One goods. Anyone.
     #[rpc(idempotent)]
     async fn get_goods(&self, goods_id: i64) -> Result<GoodsView, StockError>;
     /// Loads stock, window and price into Redis (again: resets the sale state from PostgreSQL). Admin only.
     #[rpc(idempotent)]
-    async fn warm_up(&self, actor: Actor, goods_id: i64) -> Result<GoodsView, StockError>;
+    async fn warm_up(&self, goods_id: i64) -> Result<GoodsView, StockError>;
     /// The purchase gate: one Lua script (window, dedupe, stock, decrement, buyer). Idempotent
     /// per ticket: the same ticket reserved twice answers `Reserved` twice and takes one unit.
+    /// Services only.
     #[rpc(idempotent, hash_key = goods_id)]
     async fn reserve(&self, goods_id: i64, user_id: i64, ticket: Uuid) -> Result<ReserveOutcome, StockError>;
-    /// Compensation: gives a held unit back. Idempotent.
+    /// Compensation: gives a held unit back. Idempotent. Services only.
     #[rpc(idempotent, hash_key = goods_id)]
     async fn release(
         &self,
@@ -196,18 +200,18 @@ pub trait StockService {
         ticket: Uuid,
         scope: ReleaseScope,
     ) -> Result<ReleaseOutcome, StockError>;
-    /// Claims reservations for order writing, one outcome per (user, ticket), in order.
+    /// Claims reservations for order writing, one outcome per (user, ticket), in order. Services only.
     #[rpc(idempotent, hash_key = goods_id)]
     async fn claim(&self, goods_id: i64, holds: Vec<(i64, Uuid)>) -> Result<Vec<ClaimOutcome>, StockError>;
-    /// Stock in PostgreSQL and Redis, and the holds.
+    /// Stock in PostgreSQL and Redis, and the holds. Admins and services.
     #[rpc(idempotent)]
     async fn stock_level(&self, goods_id: i64) -> Result<StockLevel, StockError>;
-    /// Unclaimed reservations made before `before_ms` (ms since the epoch).
+    /// Unclaimed reservations made before `before_ms` (ms since the epoch). Services only.
     #[rpc(idempotent)]
     async fn stale_reservations(&self, goods_id: i64, before_ms: i64) -> Result<Vec<Reservation>, StockError>;
     /// Rebuilds a sale state that Redis lost, from PostgreSQL: stock = the database stock
     /// (initial - orders), each user with an order a (claimed) buyer. Does nothing if the state is
-    /// present, or if the goods was never warmed up.
+    /// present, or if the goods was never warmed up. Services only.
     #[rpc(idempotent)]
     async fn rewarm(&self, goods_id: i64) -> Result<RewarmOutcome, StockError>;
 }

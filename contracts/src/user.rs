@@ -5,7 +5,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{Actor, Role};
+use crate::Role;
 
 /// A user as others may see it (never the password hash).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,24 +88,30 @@ pub enum UserError {
     /// No such user.
     #[error("no such user")]
     NotFound,
-    /// The actor lacks the admin role.
-    #[error("admin role required")]
+    /// The call carries no valid identity token.
+    #[error("no valid caller identity")]
+    Unauthenticated,
+    /// The caller may not do this.
+    #[error("not allowed")]
     Forbidden,
+    /// Too many password hashes are being computed right now; try again shortly.
+    #[error("busy: too many sign-ins at once")]
+    Busy,
     /// Something on our side failed (details are in the service's logs).
     #[error("user service unavailable: {0}")]
     Unavailable(String),
 }
 
-/// Accounts and sessions.
+/// Accounts and sessions. Who may call what is decided from the call's identity token.
 #[rpc::service]
 pub trait UserService {
-    /// Creates an account with an argon2id password hash.
+    /// Creates an account with an argon2id password hash. Anyone.
     async fn register(&self, credentials: Credentials) -> Result<UserView, UserError>;
-    /// Checks a password and issues a JWT.
+    /// Checks a password and issues a JWT. Anyone.
     async fn login(&self, credentials: Credentials) -> Result<Session, UserError>;
-    /// A user by id.
+    /// A user by id: the user themself, an admin, or a service.
     #[rpc(idempotent)]
     async fn get_user(&self, id: i64) -> Result<UserView, UserError>;
     /// Creates (or reuses) token-only load-test users and returns a token for each. Admin only.
-    async fn bulk_create(&self, actor: Actor, request: BulkUsers) -> Result<Vec<IssuedUser>, UserError>;
+    async fn bulk_create(&self, request: BulkUsers) -> Result<Vec<IssuedUser>, UserError>;
 }

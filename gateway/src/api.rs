@@ -11,6 +11,25 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+/// Ids that may exceed 2^53 (snowflake order ids) go out as JSON strings: a browser parsing
+/// `290467863829413888` as a number gets `290467863829413900`.
+pub mod ids {
+    use serde::Serializer;
+
+    /// An id as a string.
+    pub fn string<S: Serializer>(id: &i64, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(id)
+    }
+
+    /// An optional id as a string (or null).
+    pub fn optional<S: Serializer>(id: &Option<i64>, serializer: S) -> Result<S::Ok, S::Error> {
+        match id {
+            Some(id) => serializer.collect_str(id),
+            None => serializer.serialize_none(),
+        }
+    }
+}
+
 /// Username and password.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 pub struct CredentialsBody {
@@ -161,8 +180,9 @@ pub struct TicketBody {
 pub struct ResultBody {
     /// `queued`, `success`, `failed`, `sold_out` or `none`.
     pub status: &'static str,
-    /// The order, on success.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The order, on success (a string: order ids pass 2^53).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ids::optional")]
+    #[schema(value_type = Option<String>, example = "290467863829413888")]
     pub order_id: Option<i64>,
     /// Why, on failure.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -188,7 +208,9 @@ impl From<OrderResult> for ResultBody {
 /// An order.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct OrderBody {
-    /// Snowflake id (a string would be safer for JavaScript clients past 2^53; ids stay far below for decades).
+    /// Snowflake id, as a string: ids pass 2^53, beyond which a JavaScript number loses digits.
+    #[serde(serialize_with = "ids::string")]
+    #[schema(value_type = String, example = "290467863829413888")]
     pub id: i64,
     /// Buyer.
     pub user_id: i64,
@@ -327,4 +349,60 @@ pub struct ReadyBody {
     pub ready: bool,
     /// Per dependency: `ok` or what is wrong.
     pub checks: std::collections::BTreeMap<String, String>,
+}
+
+/// The blacklist.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct BlacklistBody {
+    /// Every current entry, soonest expiry first.
+    pub entries: Vec<BlacklistEntryBody>,
+}
+
+/// One blacklisted caller.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct BlacklistEntryBody {
+    /// `user` or `ip`.
+    pub kind: &'static str,
+    /// The user id or the IP address (a string either way).
+    pub id: String,
+    /// When the entry expires.
+    pub until: DateTime<Utc>,
+}
+
+impl BlacklistEntryBody {
+    pub(crate) fn new(entry: &crate::defences::Entry, until_ms: i64) -> BlacklistEntryBody {
+        let (kind, id) = match entry {
+            crate::defences::Entry::User(id) => ("user", id.to_string()),
+            crate::defences::Entry::Ip(ip) => ("ip", ip.clone()),
+        };
+        BlacklistEntryBody { kind, id, until: DateTime::from_timestamp_millis(until_ms).unwrap_or_default() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_order_id_above_2_pow_53_survives_a_javascript_style_json_round_trip() {
+        let id = (1i64 << 53) + 1; // 9007199254740993: the first integer an f64 cannot hold
+        let order = OrderBody {
+            id,
+            user_id: 7,
+            goods_id: 3,
+            ticket: Uuid::nil(),
+            price_cents: 100,
+            status: "created".into(),
+            created_at: Utc::now(),
+        };
+        let json = serde_json::to_string(&order).unwrap();
+        // A browser parses numbers as f64: an id sent as a number would come back rounded.
+        assert_ne!((id as f64) as i64, id);
+        let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let as_js: i64 = parsed["id"].as_str().expect("the id is a string").parse().unwrap();
+        assert_eq!(as_js, id);
+        let result = ResultBody::from(OrderResult::Success { order_id: id });
+        let parsed: serde_json::Value = serde_json::to_value(&result).unwrap();
+        assert_eq!(parsed["order_id"], serde_json::Value::String(id.to_string()));
+    }
 }

@@ -30,4 +30,4 @@ mod startup;
 pub mod state;
 
 pub use self::settings::Settings;
-pub use self::startup::Application;
+pub use self::startup::{Application, Running};

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web;
@@ -37,8 +38,18 @@ pub(crate) async fn request_context(
             }
         }
     }
-    let method = req.method().to_string();
-    let span = tracing::info_span!("http", request_id = %request_id, %method, path = %req.path());
+    // Labels are bounded: a method outside the standard ones is "other", never a new series.
+    let method = match *req.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    };
+    let span = tracing::info_span!("http", request_id = %request_id, method = %req.method(), path = %req.path());
     let started = Instant::now();
     let context = rpc::Context::default().with_trace_id(request_id.as_u128());
     let mut response = context.scope(next.call(req)).instrument(span).await?;
@@ -47,7 +58,7 @@ pub(crate) async fn request_context(
     }
     let status = response.status().as_u16().to_string();
     let route = response.request().match_name().unwrap_or("unmatched").to_owned();
-    metrics::histogram!("http_request_seconds", "route" => route.clone(), "method" => method.clone())
+    metrics::histogram!("http_request_seconds", "route" => route.clone(), "method" => method)
         .record(started.elapsed().as_secs_f64());
     metrics::counter!("http_requests_total", "route" => route, "method" => method, "status" => status).increment(1);
     Ok(response)

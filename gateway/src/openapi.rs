@@ -14,15 +14,16 @@ use crate::routes;
 #[openapi(
     info(title = "Seckill gateway", description = "The public HTTP API of the Seckill flash-sale system."),
     paths(
-        routes::healthz, routes::readyz, routes::metrics, serve,
+        routes::healthz, routes::readyz, serve,
         routes::register, routes::login,
         routes::list_goods, routes::goods_detail, routes::captcha, routes::path, routes::place_order, routes::result,
         routes::get_order,
         routes::create_goods, routes::warm_up, routes::stats, routes::audit_goods, routes::audit_all, routes::bulk_users,
+        routes::list_blacklist, routes::lift_blacklist,
     ),
     components(schemas(Problem, CredentialsBody, UserBody, SessionBody, GoodsBody, GoodsListBody, GoodsDetailBody,
         PathRequest, PathBody, TicketBody, ResultBody, OrderBody, NewGoodsBody, BulkUsersBody, BulkUsersCreated,
-        IssuedUserBody, StatsBody, GoodsAuditBody, AuditBody, HealthBody, ReadyBody)),
+        IssuedUserBody, StatsBody, GoodsAuditBody, AuditBody, HealthBody, ReadyBody, BlacklistBody, BlacklistEntryBody)),
     modifiers(&BearerAuth),
     tags((name = "users"), (name = "seckill"), (name = "orders"), (name = "admin"), (name = "ops")),
 )]

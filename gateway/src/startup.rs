@@ -17,7 +17,7 @@ use contracts::user::UserServiceClient;
 use platform::auth::JwtKeys;
 use platform::registry;
 
-use crate::defences::{Captchas, LocalLimits, PathTokens, SoldOutFlags, UserGate};
+use crate::defences::{Blacklist, Captchas, LocalLimits, PathTokens, SignInGuard, SoldOutFlags, UserGate};
 use crate::goods_cache::GoodsCache;
 use crate::middleware::request_context;
 use crate::problem::Problem;
@@ -29,17 +29,21 @@ use crate::{openapi, routes};
 pub struct Application {
     port: u16,
     server: Server,
+    /// The `/metrics` listener, separate from the public one.
+    metrics: Option<(u16, Server)>,
     state: web::Data<AppState>,
 }
 
 impl Application {
     /// Connects to Redis and the registry, finds the services, and binds the HTTP listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        settings.check_secrets()?;
+        let security = settings.rpc.load()?;
         let redis = settings.redis.connect().await?;
         let registry = settings.registry.connect().await?;
-        let users = UserServiceClient::new(registry::cluster(&registry, USER_SERVICE, &settings.users));
-        let stock = StockServiceClient::new(registry::cluster(&registry, STOCK_SERVICE, &settings.stock));
-        let orders = OrderServiceClient::new(registry::cluster(&registry, ORDER_SERVICE, &settings.orders));
+        let users = UserServiceClient::new(registry::cluster(&registry, USER_SERVICE, &settings.users, &security));
+        let stock = StockServiceClient::new(registry::cluster(&registry, STOCK_SERVICE, &settings.stock, &security));
+        let orders = OrderServiceClient::new(registry::cluster(&registry, ORDER_SERVICE, &settings.orders, &security));
         for mut discovery in [
             users.transport().discovery().clone(),
             stock.transport().discovery().clone(),
@@ -48,10 +52,8 @@ impl Application {
             // Serve even if a service is not there yet: /readyz says so, calls answer 503.
             let _ = tokio::time::timeout(Duration::from_secs(2), discovery.ready()).await;
         }
-        if settings.jwt.is_development_secret() {
-            tracing::warn!("JWT secret is the built-in development one: set SECKILL_JWT__SECRET outside development");
-        }
         let keys = settings.redis.keyspace();
+        let blacklist = Blacklist::new(redis.clone(), keys.clone());
         let sold_out = Arc::new(SoldOutFlags::default());
         tokio::spawn(sold_out.clone().follow_restocks(settings.redis.url.clone(), keys.restock_channel()));
         let state = web::Data::new(AppState {
@@ -59,9 +61,12 @@ impl Application {
             users,
             stock,
             orders,
+            identities: settings.rpc.identities(),
             jwt: JwtKeys::new(&settings.jwt),
             local_limits: LocalLimits::new(&settings.limits),
-            user_gate: UserGate::new(redis.clone(), keys.clone(), settings.limits.clone()),
+            user_gate: UserGate::new(redis.clone(), keys.clone(), settings.limits.clone(), blacklist.clone()),
+            blacklist,
+            sign_in: SignInGuard::new(redis.clone(), keys.clone(), settings.sign_in.clone()),
             captchas: Captchas::new(redis.clone(), keys.clone(), settings.captcha.clone()),
             paths: PathTokens::new(redis.clone(), keys, settings.path_ttl),
             redis,
@@ -95,12 +100,18 @@ impl Application {
             server = server.workers(workers);
         }
         tracing::info!(port, "gateway listening");
-        Ok(Application { port, server: server.run(), state })
+        let metrics = settings.metrics_listen.map(|listen| metrics_server(listen, state.clone())).transpose()?;
+        Ok(Application { port, server: server.run(), metrics, state })
     }
 
     /// The HTTP port (useful with port 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port `/metrics` is served on, if it is.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     /// The shared state (tests read its counters).
@@ -112,17 +123,60 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
+        let metrics = self.metrics.map(|(_, metrics)| {
+            let handle = metrics.handle();
+            tokio::spawn(metrics);
+            handle
+        });
         shutdown.await;
         handle.stop(true).await;
+        if let Some(metrics) = metrics {
+            metrics.stop(true).await;
+        }
         server.await.map_err(std::io::Error::other)?
     }
 
     /// Starts serving in the background and returns a handle to stop it (tests).
-    pub fn spawn(self) -> ServerHandle {
-        let handle = self.server.handle();
+    pub fn spawn(self) -> Running {
+        let public = self.server.handle();
         tokio::spawn(self.server);
-        handle
+        let metrics = self.metrics.map(|(_, metrics)| {
+            let handle = metrics.handle();
+            tokio::spawn(metrics);
+            handle
+        });
+        Running { public, metrics }
     }
+}
+
+/// A gateway serving in the background (see [`Application::spawn`]).
+pub struct Running {
+    public: ServerHandle,
+    metrics: Option<ServerHandle>,
+}
+
+impl Running {
+    /// Stops both listeners; `graceful` lets requests in flight finish.
+    pub async fn stop(&self, graceful: bool) {
+        self.public.stop(graceful).await;
+        if let Some(metrics) = &self.metrics {
+            metrics.stop(graceful).await;
+        }
+    }
+}
+
+/// `GET /metrics` on its own listener (one worker: Prometheus scrapes it a few times a minute).
+fn metrics_server(listen: std::net::SocketAddr, state: web::Data<AppState>) -> anyhow::Result<(u16, Server)> {
+    let listener = TcpListener::bind(listen).with_context(|| format!("binding the metrics listener {listen}"))?;
+    let port = listener.local_addr()?.port();
+    let server =
+        HttpServer::new(move || App::new().app_data(state.clone()).route("/metrics", web::get().to(routes::metrics)))
+            .listen(listener)?
+            .workers(1)
+            .disable_signals()
+            .run();
+    tracing::info!(%listen, "serving Prometheus metrics at /metrics");
+    Ok((port, server))
 }
 
 /// JSON bodies: size-limited (413), and malformed ones are a 400 problem, never a 500.

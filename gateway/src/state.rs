@@ -3,25 +3,29 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use contracts::Actor;
 use contracts::order::OrderServiceClient;
 use contracts::stock::StockServiceClient;
 use contracts::user::UserServiceClient;
 use deadpool_redis::Pool;
 use metrics_exporter_prometheus::PrometheusHandle;
 use platform::auth::JwtKeys;
+use platform::identity::Identities;
 use rpc::Cluster;
 
-use crate::defences::{Captchas, LocalLimits, PathTokens, SoldOutFlags, UserGate};
+use crate::defences::{Blacklist, Captchas, LocalLimits, PathTokens, SignInGuard, SoldOutFlags, UserGate};
 use crate::goods_cache::GoodsCache;
 
 /// Shared state of one gateway process.
 pub struct AppState {
-    /// user-service.
+    /// user-service, anonymously (register, login).
     pub(crate) users: UserServiceClient<Cluster>,
-    /// stock-service.
+    /// stock-service, anonymously (the catalogue).
     pub(crate) stock: StockServiceClient<Cluster>,
-    /// order-service.
+    /// order-service (always used for a caller: see [`AppState::orders_for`]).
     pub(crate) orders: OrderServiceClient<Cluster>,
+    /// Mints the identity tokens of the users whose JWTs this gateway verified.
+    pub(crate) identities: Identities,
     /// Redis.
     pub(crate) redis: Pool,
     /// JWT verification.
@@ -30,6 +34,10 @@ pub struct AppState {
     pub(crate) local_limits: LocalLimits,
     /// Per-user gate on the seckill endpoints.
     pub(crate) user_gate: UserGate,
+    /// Who is blacklisted, for the admin API.
+    pub(crate) blacklist: Blacklist,
+    /// Limits on register and login.
+    pub(crate) sign_in: SignInGuard,
     /// Captchas.
     pub(crate) captchas: Captchas,
     /// Hidden seckill paths.
@@ -40,11 +48,26 @@ pub struct AppState {
     pub(crate) goods: GoodsCache,
     /// Counters that tests and /admin read.
     pub counters: Counters,
-    /// Renders /metrics.
+    /// Renders /metrics (on the metrics listener, not the public one).
     pub(crate) metrics: PrometheusHandle,
 }
 
 impl AppState {
+    /// order-service, the calls carrying `actor`'s identity (verified from a JWT just now).
+    pub(crate) fn orders_for(&self, actor: Actor) -> OrderServiceClient<Cluster> {
+        self.orders.clone().with_credential(self.identities.user_credential(actor))
+    }
+
+    /// stock-service, the calls carrying `actor`'s identity.
+    pub(crate) fn stock_for(&self, actor: Actor) -> StockServiceClient<Cluster> {
+        self.stock.clone().with_credential(self.identities.user_credential(actor))
+    }
+
+    /// user-service, the calls carrying `actor`'s identity.
+    pub(crate) fn users_for(&self, actor: Actor) -> UserServiceClient<Cluster> {
+        self.users.clone().with_credential(self.identities.user_credential(actor))
+    }
+
     /// Whether this gateway currently answers orders for `goods_id` with its sold-out flag.
     pub fn is_sold_out(&self, goods_id: i64) -> bool {
         self.sold_out.is_sold_out(goods_id)

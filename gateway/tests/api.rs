@@ -56,9 +56,11 @@ async fn the_full_flow_with_a_real_captcha() {
     assert_eq!((status, ticket["status"].as_str()), (202, Some("queued")), "{ticket}");
     let result = app.final_result(goods_id, &token).await;
     assert_eq!(result["status"], "success", "{result}");
-    let order_id = result["order_id"].as_i64().unwrap();
+    // Order ids are strings in JSON: they pass 2^53.
+    let order_id: i64 = result["order_id"].as_str().unwrap().parse().unwrap();
     let (status, order) = app.get(&format!("/api/v1/orders/{order_id}"), Some(&token)).await;
     assert_eq!((status, order["user_id"].as_i64()), (200, Some(user_id)));
+    assert_eq!(order["id"].as_str(), Some(order_id.to_string().as_str()));
     // the captcha was single use
     let (status, body) =
         app.post(&format!("/api/v1/seckill/goods/{goods_id}/path"), Some(&token), json!({"captcha": answer})).await;
@@ -293,7 +295,6 @@ async fn the_openapi_document_matches_the_routes() {
     let mut served = vec![
         ("GET", "/healthz"),
         ("GET", "/readyz"),
-        ("GET", "/metrics"),
         ("GET", "/openapi.json"),
         ("POST", "/api/v1/users/register"),
         ("POST", "/api/v1/users/login"),
@@ -310,6 +311,8 @@ async fn the_openapi_document_matches_the_routes() {
         ("GET", "/admin/v1/goods/{goods_id}/audit"),
         ("GET", "/admin/v1/audit"),
         ("POST", "/admin/v1/users/bulk"),
+        ("GET", "/admin/v1/blacklist"),
+        ("DELETE", "/admin/v1/blacklist/{kind}/{id}"),
     ]
     .into_iter()
     .map(|(m, p)| (m.to_owned(), p.to_owned()))
@@ -318,7 +321,12 @@ async fn the_openapi_document_matches_the_routes() {
     assert_eq!(documented, served);
     // And every documented operation is really routed: no "no such route", no 405.
     for (method, path) in &documented {
-        let concrete = path.replace("{goods_id}", "1").replace("{order_id}", "1").replace("{path}", "x");
+        let concrete = path
+            .replace("{goods_id}", "1")
+            .replace("{order_id}", "1")
+            .replace("{path}", "x")
+            .replace("{kind}", "user")
+            .replace("{id}", "1");
         let request = app.client.request(method.parse().unwrap(), app.url(&concrete));
         let mut response = request.send().await.unwrap();
         let body: serde_json::Value = response.json().await.unwrap_or_default();
@@ -335,7 +343,10 @@ async fn health_and_readiness_report_the_truth() {
     assert_eq!((status, health["captcha_test_mode"].as_bool()), (200, Some(true)));
     let (status, ready) = app.get("/readyz", None).await;
     assert_eq!((status, ready["ready"].as_bool()), (200, Some(true)), "{ready}");
-    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    // /metrics is not on the public listener (its labels name every RPC node) but on its own.
+    let (status, _) = app.get("/metrics", None).await;
+    assert_eq!(status, 404);
+    let response = app.client.get(&app.metrics_url).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 200);
     app.finish().await;
 }

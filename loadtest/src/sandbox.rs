@@ -7,15 +7,11 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 use contracts::stock::{NewGoods, StockServiceClient};
 use contracts::user::{Credentials, UserServiceClient};
-use contracts::{Actor, Role};
 use platform::node::NodeSettings;
 use platform::registry::{RegistryKind, RegistrySettings};
 use rpc::Cluster;
 use secrecy::SecretString;
 use testkit::TestDb;
-
-/// The admin the sandbox acts as.
-pub const ADMIN: Actor = Actor { user_id: 1, role: Role::Admin };
 
 /// A running sandbox.
 pub struct Sandbox {
@@ -65,11 +61,14 @@ impl Sandbox {
         order_settings.broker.prefix = prefix.clone();
         order_settings.broker.url = SecretString::from(testkit::amqp_url());
         let connected = registry.connect().await?;
+        // The benchmarks call the internal sale-state methods directly, as a service would.
         let stock = StockServiceClient::new(platform::registry::cluster(
             &connected,
             contracts::names::STOCK_SERVICE,
             &Default::default(),
-        ));
+            &testkit::rpc_security(),
+        ))
+        .with_credential(testkit::as_service());
         Ok(Sandbox { db, redis: testkit::redis_pool().await, prefix, stock_apps, stock, order_settings })
     }
 
@@ -85,8 +84,9 @@ impl Sandbox {
             start_at: now - chrono::Duration::minutes(1),
             end_at: now + chrono::Duration::hours(1),
         };
-        let goods_id = self.stock.create_goods(ADMIN, goods).await?.goods_id;
-        self.stock.warm_up(ADMIN, goods_id).await?;
+        let admin = self.stock.clone().with_credential(testkit::as_admin());
+        let goods_id = admin.create_goods(goods).await?.goods_id;
+        admin.warm_up(goods_id).await?;
         Ok(goods_id)
     }
 
@@ -111,7 +111,7 @@ pub struct FullStack {
     user: user_service::Application,
     order: order_service::Application,
     worker: order_service::WorkerApplication,
-    gateway: actix_web::dev::ServerHandle,
+    gateway: gateway::Running,
 }
 
 impl FullStack {
@@ -131,6 +131,7 @@ impl FullStack {
                 username: "admin".into(),
                 password: Some(SecretString::from("admin-password")),
             },
+            ..Default::default()
         })
         .await?;
         let order = order_service::Application::build(sandbox.order_settings.clone()).await?;
@@ -139,6 +140,7 @@ impl FullStack {
         endpoints.insert("userservice".into(), vec![user.address().to_string()]);
         endpoints.insert("orderservice".into(), vec![order.address().to_string()]);
         let settings = gateway::Settings {
+            env: platform::env::Environment::Development,
             listen: "127.0.0.1:0".into(),
             registry: RegistrySettings { kind: RegistryKind::Static, endpoints, ..Default::default() },
             redis: RedisSettings::with_prefix(&sandbox.prefix),
@@ -150,7 +152,7 @@ impl FullStack {
         let app = gateway::Application::build(settings).await?;
         let base_url = format!("http://127.0.0.1:{}", app.port());
         let gateway = app.spawn();
-        let users = UserServiceClient::new(rpc::Channel::new(user.address().to_string(), Default::default()));
+        let users = UserServiceClient::new(testkit::channel(user.address()));
         let admin = Credentials { username: "admin".into(), password: "admin-password".into() };
         let session = users.login(admin).await.map_err(|err| anyhow::anyhow!("admin login: {err}"))?;
         Ok(FullStack { sandbox, base_url, admin_token: session.token, user, order, worker, gateway })

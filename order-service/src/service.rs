@@ -1,11 +1,12 @@
 //! The `OrderService` implementation: place (reserve, publish, confirm), result, get.
 
-use contracts::Actor;
 use contracts::order::{OrderAudit, OrderError, OrderMessage, OrderResult, OrderService, OrderView, Ticket};
 use contracts::stock::{ReleaseOutcome, ReleaseScope, ReserveOutcome, StockError, StockServiceClient};
 use std::sync::Arc;
 use std::time::Duration;
 
+use contracts::Principal;
+use platform::identity::Identities;
 use rpc::Transport;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -20,6 +21,7 @@ pub(crate) struct Orders<T> {
     stock: StockServiceClient<T>,
     publisher: Arc<Publisher>,
     results: Results,
+    identities: Identities,
 }
 
 impl<T: Clone> Clone for Orders<T> {
@@ -29,6 +31,7 @@ impl<T: Clone> Clone for Orders<T> {
             stock: self.stock.clone(),
             publisher: self.publisher.clone(),
             results: self.results.clone(),
+            identities: self.identities.clone(),
         }
     }
 }
@@ -38,8 +41,27 @@ const ANSWER_MARGIN: Duration = Duration::from_millis(100);
 
 impl<T: Transport + Clone> Orders<T> {
     /// The service over its dependencies.
-    pub(crate) fn new(pool: PgPool, stock: StockServiceClient<T>, publisher: Publisher, results: Results) -> Self {
-        Orders { pool, stock, publisher: Arc::new(publisher), results }
+    pub(crate) fn new(
+        pool: PgPool,
+        stock: StockServiceClient<T>,
+        publisher: Publisher,
+        results: Results,
+        identities: Identities,
+    ) -> Self {
+        Orders { pool, stock, publisher: Arc::new(publisher), results, identities }
+    }
+
+    /// Who the call being served comes from.
+    fn caller(&self) -> Result<Principal, OrderError> {
+        self.identities.caller().map_err(|err| {
+            tracing::warn!(%err, "call refused: no valid identity");
+            OrderError::Unauthenticated
+        })
+    }
+
+    /// The calling user (the buyer of `place` and `result`).
+    fn buyer(&self) -> Result<i64, OrderError> {
+        self.caller()?.user().map(|actor| actor.user_id).map_err(forbidden)
     }
 
     /// Reserve, publish, confirm, and on failure release: always all of it, so that a unit taken
@@ -100,23 +122,30 @@ fn stock_failure(err: rpc::Error<StockError>) -> OrderError {
     }
 }
 
+fn forbidden(denied: contracts::Denied) -> OrderError {
+    tracing::warn!(%denied, "call refused");
+    OrderError::Forbidden
+}
+
 fn database_failure(err: sqlx::Error) -> OrderError {
     tracing::error!(%err, "database failed");
     OrderError::Unavailable("database unavailable".into())
 }
 
 impl<T: Transport + Clone> OrderService for Orders<T> {
-    async fn place(&self, user_id: i64, goods_id: i64) -> Result<Ticket, OrderError> {
+    async fn place(&self, goods_id: i64) -> Result<Ticket, OrderError> {
+        let user_id = self.buyer()?;
         // A task of its own: if the caller gives up (its Cancel aborts this handler), the
         // reservation still ends queued or released, never half-way.
         let this = self.clone();
         let ctx = rpc::Context::current();
-        let placing =
-            tokio::spawn(ctx.scope(async move { this.place_to_completion(user_id, goods_id, ctx.remaining()).await }));
+        let budget = ctx.remaining();
+        let placing = tokio::spawn(ctx.scope(async move { this.place_to_completion(user_id, goods_id, budget).await }));
         placing.await.unwrap_or_else(|_| Err(OrderError::Unavailable("placing the order failed".into())))
     }
 
-    async fn result(&self, user_id: i64, goods_id: i64) -> Result<OrderResult, OrderError> {
+    async fn result(&self, goods_id: i64) -> Result<OrderResult, OrderError> {
+        let user_id = self.buyer()?;
         match self.results.get(goods_id, user_id).await {
             Ok(Some(recorded)) => return Ok(recorded.result),
             Ok(None) => {}
@@ -130,13 +159,17 @@ impl<T: Transport + Clone> OrderService for Orders<T> {
     }
 
     async fn get_order(&self, order_id: i64) -> Result<OrderView, OrderError> {
-        store::by_id(&self.pool, order_id).await.map_err(database_failure)?.ok_or(OrderError::NotFound)
+        let reader = self.caller()?.user().map_err(forbidden)?;
+        let order = store::by_id(&self.pool, order_id).await.map_err(database_failure)?.ok_or(OrderError::NotFound)?;
+        // Another user's order is "not found", not "forbidden": ids cannot be probed.
+        if order.user_id != reader.user_id && !reader.is_admin() {
+            return Err(OrderError::NotFound);
+        }
+        Ok(order)
     }
 
-    async fn audit(&self, actor: Actor, goods_id: i64) -> Result<OrderAudit, OrderError> {
-        if !actor.is_admin() {
-            return Err(OrderError::Forbidden);
-        }
+    async fn audit(&self, goods_id: i64) -> Result<OrderAudit, OrderError> {
+        self.caller()?.admin_or_service().map_err(forbidden)?;
         let (orders, buyers) = store::counts(&self.pool, goods_id).await.map_err(database_failure)?;
         let (queued, failed_tickets) = self.results.summary(goods_id).await.map_err(|err| {
             tracing::error!(%err, "results unreadable");

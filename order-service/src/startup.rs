@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::worker_lease::WorkerLease;
 use anyhow::Context;
+use contracts::Service;
 use contracts::names::{ORDER_SERVICE, STOCK_SERVICE};
 use contracts::order::OrderServiceServer;
 use contracts::stock::StockServiceClient;
@@ -34,11 +35,16 @@ struct Dependencies {
 }
 
 impl Dependencies {
-    async fn connect(settings: &Settings) -> anyhow::Result<Dependencies> {
+    /// Connects for the program `me`: its calls to stock-service carry its own identity.
+    async fn connect(settings: &Settings, me: Service) -> anyhow::Result<Dependencies> {
+        settings.node.secret_policy().enforce()?;
+        let security = settings.node.rpc.security.load()?;
         let pool = settings.database.connect().await?;
         let redis = settings.redis.connect().await?;
         let registry = settings.registry.connect().await?;
-        let stock = StockServiceClient::new(registry::cluster(&registry, STOCK_SERVICE, &settings.stock));
+        let identity = settings.node.rpc.security.identities().service_credential(me);
+        let stock = StockServiceClient::new(registry::cluster(&registry, STOCK_SERVICE, &settings.stock, &security))
+            .with_credential(identity);
         let topology = Topology::new(&settings.broker);
         Ok(Dependencies { pool, redis, registry, stock, topology })
     }
@@ -57,11 +63,12 @@ impl Application {
     /// Connects to PostgreSQL, Redis, the registry and RabbitMQ (declaring the queues), and
     /// starts serving.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let deps = Dependencies::connect(&settings).await?;
+        let deps = Dependencies::connect(&settings, Service::OrderService).await?;
         let publisher = Publisher::connect(&settings.broker).await.map_err(|err| broker_unreachable(&settings, err))?;
         let results = Results::new(deps.redis.clone(), settings.redis.keyspace());
-        let orders = Orders::new(deps.pool, deps.stock, publisher, results);
-        let server = rpc::Server::new(settings.node.rpc.clone()).add_service(OrderServiceServer::new(orders));
+        let identities = settings.node.rpc.security.identities();
+        let orders = Orders::new(deps.pool, deps.stock, publisher, results, identities);
+        let server = settings.node.server()?.add_service(OrderServiceServer::new(orders));
         let node = Node::start(&settings.node, server, &[ORDER_SERVICE], &deps.registry)
             .await
             .context("starting the RPC server")?;
@@ -94,7 +101,7 @@ pub struct WorkerApplication {
 impl WorkerApplication {
     /// Connects, leases a snowflake worker id, and starts consuming.
     pub async fn build(settings: Settings) -> anyhow::Result<WorkerApplication> {
-        let deps = Dependencies::connect(&settings).await?;
+        let deps = Dependencies::connect(&settings, Service::OrderWorker).await?;
         if let Some(listen) = settings.node.metrics_listen {
             if let Err(err) = platform::metrics::serve_prometheus(listen) {
                 tracing::warn!(%listen, %err, "metrics exporter not started");

@@ -43,15 +43,15 @@ async fn a_poison_message_is_dead_lettered_and_its_unit_released() {
         .unwrap();
     order_service::broker::close(&connection, channel).await;
     // A good order in the same stream is written regardless.
-    let good = stack.orders.place(6, goods).await.unwrap();
+    let good = stack.place(6, goods).await.unwrap();
 
     let worker = stack.worker().await;
     let dead =
         testkit::wait_for(Duration::from_secs(30), || async { (stack.dead_letters().await == 2).then_some(()) }).await;
     assert!(dead.is_some(), "both poison messages must reach the dead-letter queue");
     stack.wait_for_orders(goods, 1).await;
-    assert!(matches!(stack.orders.result(good.user_id, goods).await, Ok(OrderResult::Success { .. })));
-    assert!(matches!(stack.orders.result(5, goods).await, Ok(OrderResult::Failed { .. })));
+    assert!(matches!(stack.result(good.user_id, goods).await, Ok(OrderResult::Success { .. })));
+    assert!(matches!(stack.result(5, goods).await, Ok(OrderResult::Failed { .. })));
     let level = stack.stock.stock_level(goods).await.unwrap();
     assert_eq!((level.redis_stock, level.holds), (Some(9), 1), "the poison order's unit is back on sale");
     worker.stop().await;
@@ -63,15 +63,15 @@ async fn with_the_broker_unreachable_no_ticket_is_accepted_and_stock_is_released
     let proxy = BrokerProxy::start().await;
     let stack = Stack::start(Options { amqp_url: proxy.url.clone() }).await;
     let goods = stack.goods(10).await;
-    assert!(stack.orders.place(1, goods).await.is_ok(), "works while the broker is reachable");
+    assert!(stack.place(1, goods).await.is_ok(), "works while the broker is reachable");
     proxy.cut();
-    let attempts = join_all((2..7i64).map(|user| stack.orders.place(user, goods))).await;
+    let attempts = join_all((2..7i64).map(|user| stack.place(user, goods))).await;
     for attempt in &attempts {
         assert!(matches!(attempt, Err(Error::Application(OrderError::Unavailable(_)))), "{attempt:?}");
     }
     let level = stack.stock.stock_level(goods).await.unwrap();
     assert_eq!((level.redis_stock, level.holds), (Some(9), 1), "only the confirmed order holds a unit");
-    assert_eq!(stack.orders.result(2, goods).await, Ok(OrderResult::None));
+    assert_eq!(stack.result(2, goods).await, Ok(OrderResult::None));
     stack.finish().await;
 }
 
@@ -79,7 +79,7 @@ async fn with_the_broker_unreachable_no_ticket_is_accepted_and_stock_is_released
 async fn after_redis_loses_a_sale_mid_flight_the_reconciler_restores_it_and_the_invariants_hold() {
     let stack = Stack::start(Options::default()).await;
     let goods = stack.goods(200).await;
-    let first_wave = join_all((0..120i64).map(|n| stack.orders.place(30_000 + n, goods))).await;
+    let first_wave = join_all((0..120i64).map(|n| stack.place(30_000 + n, goods))).await;
     let mut accepted: Vec<(i64, Uuid)> =
         first_wave.iter().filter_map(|r| r.as_ref().ok()).map(|t| (t.user_id, t.ticket)).collect();
     let worker = stack.worker().await;
@@ -97,15 +97,14 @@ async fn after_redis_loses_a_sale_mid_flight_the_reconciler_restores_it_and_the_
     let pass = reconciler.pass().await.unwrap();
     assert_eq!(pass.rewarmed, 1);
 
-    let second_wave = join_all((0..200i64).map(|n| stack.orders.place(40_000 + n, goods))).await;
+    let second_wave = join_all((0..200i64).map(|n| stack.place(40_000 + n, goods))).await;
     accepted.extend(second_wave.iter().filter_map(|r| r.as_ref().ok()).map(|t| (t.user_id, t.ticket)));
 
     // Drain: every accepted ticket ends as an order or an explicit failure.
     let settled = testkit::wait_for(Duration::from_secs(60), || async {
         let mut pending = 0;
         for (user, _) in &accepted {
-            if matches!(stack.orders.result(*user, goods).await, Ok(OrderResult::Queued { .. }) | Ok(OrderResult::None))
-            {
+            if matches!(stack.result(*user, goods).await, Ok(OrderResult::Queued { .. }) | Ok(OrderResult::None)) {
                 pending += 1;
             }
         }
@@ -142,7 +141,7 @@ async fn the_reconciler_releases_orphans_but_not_ticketed_reservations() {
     let orphan = Uuid::new_v4();
     stack.stock.reserve(goods, 1, orphan).await.unwrap();
     // A confirmed order whose message is still queued (no worker runs) is not an orphan.
-    stack.orders.place(2, goods).await.unwrap();
+    stack.place(2, goods).await.unwrap();
     let reconciler = Reconciler {
         stock: stack.stock.clone(),
         results: Results::new(stack.redis.clone(), Keyspace::new(&stack.prefix)),
@@ -155,6 +154,6 @@ async fn the_reconciler_releases_orphans_but_not_ticketed_reservations() {
     assert_eq!(pass, Some(Pass { rewarmed: 0, released: 1 }));
     let level = stack.stock.stock_level(goods).await.unwrap();
     assert_eq!((level.redis_stock, level.holds), (Some(4), 1));
-    assert!(matches!(stack.orders.result(2, goods).await, Ok(OrderResult::Queued { .. })));
+    assert!(matches!(stack.result(2, goods).await, Ok(OrderResult::Queued { .. })));
     stack.finish().await;
 }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 async fn a_thousand_buyers_for_three_hundred_units_make_exactly_three_hundred_orders() {
     let stack = Stack::start(Options::default()).await;
     let goods = stack.goods(300).await;
-    let attempts = join_all((0..1_000i64).map(|n| stack.orders.place(10_000 + n, goods))).await;
+    let attempts = join_all((0..1_000i64).map(|n| stack.place(10_000 + n, goods))).await;
     let tickets: Vec<Ticket> = attempts.iter().filter_map(|a| a.as_ref().ok().cloned()).collect();
     let sold_out = attempts.iter().filter(|a| **a == Err(Error::Application(OrderError::SoldOut))).count();
     assert_eq!((tickets.len(), sold_out), (300, 700), "every attempt is a ticket or sold out");
@@ -36,11 +36,11 @@ async fn a_thousand_buyers_for_three_hundred_units_make_exactly_three_hundred_or
 
     // Every ticket's result is final, and the others see the sale sold out.
     for ticket in &tickets {
-        let result = stack.orders.result(ticket.user_id, goods).await.unwrap();
+        let result = stack.result(ticket.user_id, goods).await.unwrap();
         assert!(matches!(result, OrderResult::Success { .. }), "{result:?}");
     }
     let loser = (10_000..11_000).find(|user| !tickets.iter().any(|t| t.user_id == *user)).unwrap();
-    assert_eq!(stack.orders.result(loser, goods).await.unwrap(), OrderResult::SoldOut);
+    assert_eq!(stack.result(loser, goods).await.unwrap(), OrderResult::SoldOut);
     let level = stack.stock.stock_level(goods).await.unwrap();
     assert_eq!((level.redis_stock, level.holds), (Some(0), 300));
     worker.stop().await;
@@ -51,7 +51,7 @@ async fn a_thousand_buyers_for_three_hundred_units_make_exactly_three_hundred_or
 async fn a_worker_killed_mid_stream_loses_nothing_and_writes_nothing_twice() {
     let stack = Stack::start(Options::default()).await;
     let goods = stack.goods(600).await;
-    let placed = join_all((0..600i64).map(|n| stack.orders.place(20_000 + n, goods))).await;
+    let placed = join_all((0..600i64).map(|n| stack.place(20_000 + n, goods))).await;
     assert!(placed.iter().all(|p| p.is_ok()));
 
     // Small batches, so the kill lands with most of the stream still to write.
@@ -103,7 +103,7 @@ async fn a_redelivered_message_whose_order_was_committed_is_acknowledged_as_writ
 
     let worker = stack.worker().await;
     let settled = testkit::wait_for(std::time::Duration::from_secs(30), || async {
-        match stack.orders.result(7, goods).await {
+        match stack.result(7, goods).await {
             Ok(OrderResult::Success { order_id }) => Some(order_id),
             _ => None,
         }
@@ -120,11 +120,25 @@ async fn a_redelivered_message_whose_order_was_committed_is_acknowledged_as_writ
 async fn duplicate_clicks_and_closed_windows_are_refused_at_place() {
     let stack = Stack::start(Options::default()).await;
     let goods = stack.goods(3).await;
-    assert!(stack.orders.place(1, goods).await.is_ok());
-    assert_eq!(stack.orders.place(1, goods).await, Err(Error::Application(OrderError::Duplicate)));
-    assert_eq!(stack.orders.place(1, 999_999).await, Err(Error::Application(OrderError::UnknownGoods(999_999))));
-    assert!(matches!(stack.orders.result(1, goods).await, Ok(OrderResult::Queued { .. })));
-    assert_eq!(stack.orders.result(2, goods).await, Ok(OrderResult::None));
-    assert_eq!(stack.orders.get_order(123).await, Err(Error::Application(OrderError::NotFound)));
+    assert!(stack.place(1, goods).await.is_ok());
+    assert_eq!(stack.place(1, goods).await, Err(Error::Application(OrderError::Duplicate)));
+    assert_eq!(stack.place(1, 999_999).await, Err(Error::Application(OrderError::UnknownGoods(999_999))));
+    assert!(matches!(stack.result(1, goods).await, Ok(OrderResult::Queued { .. })));
+    assert_eq!(stack.result(2, goods).await, Ok(OrderResult::None));
+    assert_eq!(stack.orders_of(1).get_order(123).await, Err(Error::Application(OrderError::NotFound)));
     stack.finish().await;
+}
+
+#[tokio::test]
+async fn outside_development_both_binaries_refuse_the_built_in_cluster_key_by_name() {
+    let mut settings = order_service::Settings {
+        node: platform::node::NodeSettings::listening("127.0.0.1:0", None),
+        ..Default::default()
+    };
+    settings.node.env = platform::env::Environment::Production;
+    let service = order_service::Application::build(settings.clone()).await.err().expect("refused").to_string();
+    let worker = order_service::WorkerApplication::build(settings).await.err().expect("refused").to_string();
+    for refusal in [service, worker] {
+        assert!(refusal.contains("SECKILL_RPC__KEY"), "{refusal}");
+    }
 }

@@ -25,7 +25,7 @@ pub struct JwtSettings {
     pub lifetime: Duration,
 }
 
-/// The development secret, refused outside development (see [`JwtSettings::is_development_secret`]).
+/// The development secret, refused outside development (see [`crate::env`]).
 pub const DEVELOPMENT_SECRET: &str = "seckill-development-secret-change-me";
 
 impl Default for JwtSettings {
@@ -35,13 +35,6 @@ impl Default for JwtSettings {
             issuer: "seckill".into(),
             lifetime: Duration::from_secs(2 * 60 * 60),
         }
-    }
-}
-
-impl JwtSettings {
-    /// Whether the secret is still the built-in development one (binaries warn loudly).
-    pub fn is_development_secret(&self) -> bool {
-        self.secret.expose_secret() == DEVELOPMENT_SECRET
     }
 }
 

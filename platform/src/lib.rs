@@ -3,7 +3,10 @@
 //! # Layout
 //!
 //! - [`config`]: typed settings from `SECKILL_` environment variables over built-in defaults.
+//! - [`env`]: `SECKILL_ENV` and the secrets a process refuses outside development.
 //! - [`auth`]: JWT issuing and verification (HS256 pinned).
+//! - [`security`]: the RPC's cluster key and TLS settings; [`identity`]: the short-lived tokens
+//!   that say who an RPC call comes from.
 //! - [`db`]: PostgreSQL settings, pool and the embedded migrations; [`redis`]: Redis settings and
 //!   pool.
 //! - [`registry`]: the process's one service registry, and governed clients over it.
@@ -21,11 +24,14 @@
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod env;
 pub mod error;
+pub mod identity;
 pub mod metrics;
 pub mod node;
 pub mod redis;
 pub mod registry;
+pub mod security;
 pub mod shutdown;
 pub mod telemetry;
 

@@ -8,13 +8,18 @@ use std::sync::Arc;
 use rpc::{Instance, Registration, Registry};
 use serde::Deserialize;
 
+use crate::env::{Environment, SecretPolicy};
+use crate::security::RpcSecurity;
 use crate::telemetry::LogFormat;
 
 /// Settings every service binary has; flattened into its own settings, so they read
-/// `SECKILL_LISTEN`, `SECKILL_METRICS_LISTEN`, `SECKILL_RPC__MAX_IN_FLIGHT`, ...
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+/// `SECKILL_ENV`, `SECKILL_LISTEN`, `SECKILL_METRICS_LISTEN`, `SECKILL_RPC__MAX_IN_FLIGHT`,
+/// `SECKILL_RPC__KEY`, ...
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct NodeSettings {
+    /// Where the process runs (`SECKILL_ENV`): built-in secrets only in development.
+    pub env: Environment,
     /// Where the RPC server listens (`0.0.0.0:7001`; port 0 picks a free one).
     pub listen: String,
     /// The address other processes reach this node at. Defaults to the listen address, with an
@@ -24,30 +29,60 @@ pub struct NodeSettings {
     pub metrics_listen: Option<SocketAddr>,
     /// Log output format.
     pub log_format: LogFormat,
-    /// RPC server limits (in-flight calls, connections, idle and drain timeouts).
-    pub rpc: rpc::ServerConfig,
+    /// The RPC: server limits (in-flight calls, connections, idle and drain timeouts, buffered
+    /// bytes) and security (cluster key, TLS), all under `SECKILL_RPC__`.
+    pub rpc: NodeRpcSettings,
+}
+
+/// The `SECKILL_RPC__*` settings of a service node.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct NodeRpcSettings {
+    /// Server limits.
+    #[serde(flatten)]
+    pub server: rpc::ServerConfig,
+    /// Cluster key and TLS, for the server and for the node's own clients.
+    #[serde(flatten)]
+    pub security: RpcSecurity,
 }
 
 impl Default for NodeSettings {
     fn default() -> Self {
         NodeSettings {
+            env: Environment::default(),
             listen: "127.0.0.1:0".into(),
             advertise: None,
             metrics_listen: None,
             log_format: LogFormat::default(),
-            rpc: rpc::ServerConfig::default(),
+            rpc: NodeRpcSettings::default(),
         }
     }
 }
 
 impl NodeSettings {
-    /// Settings listening on `listen`, exporting metrics on `metrics`.
+    /// Development settings listening on `listen`, exporting metrics on `metrics` (tests and
+    /// in-process stacks: the built-in cluster key is allowed).
     pub fn listening(listen: &str, metrics: Option<&str>) -> Self {
         NodeSettings {
+            env: Environment::Development,
             listen: listen.into(),
             metrics_listen: metrics.and_then(|m| m.parse().ok()),
             ..NodeSettings::default()
         }
+    }
+
+    /// A policy to check this node's secrets with: the cluster key's problems are in it; the
+    /// service adds its own, then enforces.
+    pub fn secret_policy(&self) -> SecretPolicy {
+        let mut policy = SecretPolicy::new(self.env);
+        self.rpc.security.check(&mut policy);
+        policy
+    }
+
+    /// An RPC server with this node's limits and security, to add the services to.
+    pub fn server(&self) -> anyhow::Result<rpc::Server> {
+        let config = rpc::ServerConfig { security: self.rpc.security.load()?, ..self.rpc.server.clone() };
+        Ok(rpc::Server::new(config))
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rpc::registry::{RedisRegistryConfig, StaticEndpoint, StaticRegistryConfig};
-use rpc::{Cluster, ClusterConfig, RedisRegistry, Registry, StaticRegistry};
+use rpc::{Cluster, ClusterConfig, RedisRegistry, Registry, Security, StaticRegistry};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -76,7 +76,9 @@ impl RegistrySettings {
 }
 
 /// A governed client transport to `service`: discovery through `registry`, then balancing,
-/// breakers and retries as `config` says.
-pub fn cluster(registry: &Arc<dyn Registry>, service: &str, config: &ClusterConfig) -> Cluster {
-    Cluster::new(registry.discover(service), config.clone())
+/// breakers and retries as `config` says, every connection secured by `security`.
+pub fn cluster(registry: &Arc<dyn Registry>, service: &str, config: &ClusterConfig, security: &Security) -> Cluster {
+    let mut config = config.clone();
+    config.client.security = security.clone();
+    Cluster::new(registry.discover(service), config)
 }

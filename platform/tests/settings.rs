@@ -31,15 +31,20 @@ fn flattened_pieces_read_their_flat_names() {
         jail.set_env("SECKILL_MIGRATE", "false");
         jail.set_env("SECKILL_REDIS_PREFIX", "other");
         jail.set_env("SECKILL_RPC__MAX_IN_FLIGHT", "5");
+        jail.set_env("SECKILL_RPC__KEY", "a-cluster-key-of-32-bytes-or-more!!");
+        jail.set_env("SECKILL_ENV", "development");
         let settings: ServiceSettings = platform::load_with(DEFAULTS).map_err(|e| e.to_string())?;
         assert_eq!(settings.database.url.expose_secret(), "postgres://app:s3cr3t@db:5432/seckill");
         assert_eq!((settings.database.max_connections, settings.database.migrate), (20, false));
         assert_eq!(settings.redis.prefix, "other");
         assert_eq!(settings.redis.max_connections, RedisSettings::default().max_connections);
-        assert_eq!(settings.node.rpc.max_in_flight, 5);
+        assert_eq!(settings.node.rpc.server.max_in_flight, 5);
+        assert_eq!(settings.node.rpc.security.key.expose_secret(), "a-cluster-key-of-32-bytes-or-more!!");
+        assert_eq!(settings.node.env, platform::env::Environment::Development);
         assert_eq!(settings.node.listen, "0.0.0.0:7002", "the binary's default");
         assert_eq!(settings.node.metrics_listen, "0.0.0.0:9102".parse().ok());
-        assert!(!format!("{settings:?}").contains("s3cr3t"), "secrets never print");
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("s3cr3t") && !printed.contains("32-bytes"), "secrets never print");
         Ok(())
     });
 }
@@ -50,6 +55,7 @@ fn an_explicit_setting_beats_the_binary_default() {
         jail.set_env("SECKILL_METRICS_LISTEN", "127.0.0.1:9200");
         let settings: ServiceSettings = platform::load_with(DEFAULTS).map_err(|e| e.to_string())?;
         assert_eq!(settings.node.metrics_listen, "127.0.0.1:9200".parse().ok());
+        assert_eq!(settings.node.env, platform::env::Environment::Production, "never development by default");
         Ok(())
     });
 }

@@ -234,10 +234,21 @@ fn client(item: &ItemTrait, methods: &[Method]) -> TokenStream2 {
                 Self { transport, options: ::rpc::CallOptions::default() }
             }
 
-            /// The same client with other call options (codec, timeout).
+            /// The same client with other call options (codec, timeout, credential).
             pub fn with_options(mut self, options: ::rpc::CallOptions) -> Self {
                 self.options = options;
                 self
+            }
+
+            /// The same client, its calls carrying `credential` (who they come from).
+            pub fn with_credential(mut self, credential: ::rpc::Credential) -> Self {
+                self.options.credential = ::core::option::Option::Some(credential);
+                self
+            }
+
+            /// The options its calls are made with.
+            pub fn options(&self) -> &::rpc::CallOptions {
+                &self.options
             }
 
             /// The transport calls go over.

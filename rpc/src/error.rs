@@ -90,6 +90,17 @@ impl<E> Error<E> {
         }
     }
 
+    /// Whether the call never reached a server: no connection could be made (or secured), the
+    /// request was never written, or the server was going away. Safe to send elsewhere even
+    /// for a method that is not idempotent.
+    pub fn never_reached_server(&self) -> bool {
+        match self {
+            Error::Transport(TransportError::Connect { .. } | TransportError::NotSent(_)) => true,
+            Error::Remote(remote) => remote.status == Status::ShuttingDown,
+            _ => false,
+        }
+    }
+
     /// Whether this failure says something about the health of the node that answered (breakers
     /// count these; application errors and codec errors are the caller's business, not the node's).
     pub fn is_node_failure(&self) -> bool {

@@ -16,8 +16,8 @@ use crate::metadata::{self, Metadata, MetadataError};
 
 /// The two bytes every frame starts with: ASCII `SK`.
 pub const MAGIC: u16 = 0x534B;
-/// The protocol version this crate speaks.
-pub const VERSION: u8 = 1;
+/// The protocol version this crate speaks (2: the handshake and the credential entry).
+pub const VERSION: u8 = 2;
 /// Size of the fixed header in bytes.
 pub const HEADER_LEN: usize = 24;
 
@@ -259,17 +259,11 @@ impl Frame {
             return Ok(None);
         }
         let metadata_end = HEADER_LEN + header.metadata_len as usize;
-        let metadata = Metadata::decode(&src[HEADER_LEN..metadata_end])?;
-        let mut frame = src.split_to(total);
-        frame.advance(metadata_end);
-        Ok(Some(Frame {
-            kind: header.kind,
-            codec: header.codec,
-            status: header.status,
-            id: header.id,
-            metadata,
-            body: frame.freeze(),
-        }))
+        let frame = src.split_to(total).freeze();
+        // A malformed section closes the connection, so the frame's bytes are not needed again.
+        let metadata = Metadata::decode(&frame.slice(HEADER_LEN..metadata_end))?;
+        let body = frame.slice(metadata_end..);
+        Ok(Some(Frame { kind: header.kind, codec: header.codec, status: header.status, id: header.id, metadata, body }))
     }
 
     /// Appends the whole frame to `dst`.
@@ -286,26 +280,12 @@ impl Frame {
     }
 }
 
-/// Appends a request frame: the call's names, its remaining deadline and its trace id as metadata.
-#[allow(clippy::too_many_arguments)] // every argument is a field of the frame
-pub(crate) fn encode_request(
-    dst: &mut BytesMut,
-    id: u64,
-    codec: u8,
-    service: &str,
-    method: &str,
-    deadline_us: u64,
-    trace_id: u128,
-    body: &[u8],
-) {
+/// Appends a request frame: the call's names, its remaining deadline, its trace id and its
+/// credential as metadata.
+pub(crate) fn encode_request(dst: &mut BytesMut, id: u64, codec: u8, entries: &metadata::Entries<'_>, body: &[u8]) {
     let header =
         Header { kind: Kind::Request, codec, status: Status::Ok, id, metadata_len: 0, body_len: body_len(body) };
-    encode_with_metadata(
-        dst,
-        header,
-        |dst| metadata::encode_entries(dst, service, method, Some(deadline_us), trace_id),
-        body,
-    );
+    encode_with_metadata(dst, header, |dst| entries.encode(dst), body);
 }
 
 /// Appends a response frame (no metadata).
@@ -354,10 +334,21 @@ mod tests {
     #[test]
     fn request_frames_carry_their_call() {
         let mut buf = BytesMut::new();
-        encode_request(&mut buf, 9, 2, "Echo", "echo", 1500, 7, b"[1]");
+        let entries = metadata::Entries {
+            service: "Echo",
+            method: "echo",
+            deadline_us: Some(1500),
+            trace_id: 7,
+            credential: Some(b"me"),
+        };
+        encode_request(&mut buf, 9, 2, &entries, b"[1]");
         let frame = Frame::parse(&mut buf, &Limits::default()).unwrap().unwrap();
         assert_eq!((frame.kind, frame.codec, frame.id, &frame.body[..]), (Kind::Request, 2, 9, &b"[1]"[..]));
-        assert_eq!(frame.metadata, Metadata::request("Echo", "echo", Some(1500), 7));
+        let expected = Metadata {
+            credential: Some(Bytes::from_static(b"me")),
+            ..Metadata::request("Echo", "echo", Some(1500), 7)
+        };
+        assert_eq!(frame.metadata, expected);
         encode_response(&mut buf, 9, 2, Status::AppError, b"x");
         encode_control(&mut buf, Kind::Cancel, 3);
         let response = Frame::parse(&mut buf, &Limits::default()).unwrap().unwrap();

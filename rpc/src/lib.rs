@@ -29,6 +29,8 @@
 //!   the typed call behind every generated client method.
 //! - [`server`]: [`Server`], connection handling, load shedding and graceful shutdown, and the
 //!   [`Service`] dispatcher trait.
+//! - [`security`]: the connection handshake (both ends prove the [`ClusterKey`]), optional mutual
+//!   TLS, and the opaque [`Credential`] a client attaches to its calls.
 //! - [`error`]: the typed [`Error`] every call returns.
 //! - [`registry`]: service registry and discovery: the [`Registry`] trait, [`RedisRegistry`]
 //!   (heartbeats with a TTL, pub/sub change notification, a cache that outlives Redis outages) and
@@ -51,6 +53,7 @@ pub mod frame;
 pub mod metadata;
 mod outbox;
 pub mod registry;
+pub mod security;
 pub mod server;
 mod sync;
 
@@ -65,4 +68,5 @@ pub use self::context::Context;
 pub use self::error::{Error, Never, RemoteError, TransportError};
 pub use self::frame::{Limits, Status};
 pub use self::registry::{Discovery, Instance, RedisRegistry, Registration, Registry, StaticRegistry};
+pub use self::security::{ClusterKey, Credential, DevelopmentCa, Security, Tls};
 pub use self::server::{Request, Response, Server, ServerConfig, ServerHandle, Service};

@@ -1,15 +1,17 @@
 //! Frame metadata: a list of `key (u8) | length (u16 BE) | value` entries.
 //!
-//! Requests carry the service, the method, the remaining deadline budget and the trace id.
-//! Unknown keys are skipped, so a newer peer can add entries without breaking an older one.
+//! Requests carry the service, the method, the remaining deadline budget, the trace id, and the
+//! caller's credential when it has one. Unknown keys are skipped, so a newer peer can add
+//! entries without breaking an older one.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use compact_str::CompactString;
 
 const KEY_SERVICE: u8 = 1;
 const KEY_METHOD: u8 = 2;
 const KEY_DEADLINE: u8 = 3;
 const KEY_TRACE_ID: u8 = 4;
+const KEY_CREDENTIAL: u8 = 5;
 
 /// Why a metadata section could not be parsed. Fatal for the connection it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -44,6 +46,9 @@ pub struct Metadata {
     pub deadline_us: Option<u64>,
     /// Trace id carried across hops; 0 means none.
     pub trace_id: u128,
+    /// Who the caller says it is: opaque bytes the service verifies (this crate never looks
+    /// inside). Shares the read buffer's memory.
+    pub credential: Option<Bytes>,
 }
 
 impl Metadata {
@@ -54,18 +59,27 @@ impl Metadata {
             method: CompactString::const_new(method),
             deadline_us,
             trace_id,
+            credential: None,
         }
     }
 
     /// Appends the encoded entries to `dst`; absent fields are left out.
     pub fn encode(&self, dst: &mut BytesMut) {
-        encode_entries(dst, &self.service, &self.method, self.deadline_us, self.trace_id);
+        let entries = Entries {
+            service: &self.service,
+            method: &self.method,
+            deadline_us: self.deadline_us,
+            trace_id: self.trace_id,
+            credential: self.credential.as_deref(),
+        };
+        entries.encode(dst);
     }
 
     /// Parses a metadata section. Fails on a truncated entry, or on a known key with a value of the
     /// wrong size or encoding.
-    pub fn decode(mut src: &[u8]) -> Result<Metadata, MetadataError> {
+    pub fn decode(section: &Bytes) -> Result<Metadata, MetadataError> {
         let mut meta = Metadata::default();
+        let mut src = &section[..];
         while !src.is_empty() {
             let [key, len_hi, len_lo, rest @ ..] = src else {
                 return Err(MetadataError::TruncatedEntry);
@@ -87,6 +101,7 @@ impl Metadata {
                     let bytes: [u8; 16] = value.try_into().map_err(|_| MetadataError::BadTraceId)?;
                     meta.trace_id = u128::from_be_bytes(bytes);
                 }
+                KEY_CREDENTIAL => meta.credential = Some(section.slice_ref(value)),
                 _ => {} // unknown keys are for newer peers
             }
         }
@@ -98,21 +113,31 @@ fn utf8(value: &[u8]) -> Result<CompactString, MetadataError> {
     CompactString::from_utf8(value).map_err(|_| MetadataError::NotUtf8)
 }
 
-/// Appends metadata entries without building a [`Metadata`] first (the client's hot path).
-pub(crate) fn encode_entries(
-    dst: &mut BytesMut,
-    service: &str,
-    method: &str,
-    deadline_us: Option<u64>,
-    trace_id: u128,
-) {
-    put_entry(dst, KEY_SERVICE, service.as_bytes());
-    put_entry(dst, KEY_METHOD, method.as_bytes());
-    if let Some(us) = deadline_us {
-        put_entry(dst, KEY_DEADLINE, &us.to_be_bytes());
-    }
-    if trace_id != 0 {
-        put_entry(dst, KEY_TRACE_ID, &trace_id.to_be_bytes());
+/// The entries of a request, borrowed: encoded without building a [`Metadata`] first (the
+/// client's hot path).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Entries<'a> {
+    pub(crate) service: &'a str,
+    pub(crate) method: &'a str,
+    pub(crate) deadline_us: Option<u64>,
+    pub(crate) trace_id: u128,
+    pub(crate) credential: Option<&'a [u8]>,
+}
+
+impl Entries<'_> {
+    /// Appends the entries to `dst`; absent fields are left out.
+    pub(crate) fn encode(&self, dst: &mut BytesMut) {
+        put_entry(dst, KEY_SERVICE, self.service.as_bytes());
+        put_entry(dst, KEY_METHOD, self.method.as_bytes());
+        if let Some(us) = self.deadline_us {
+            put_entry(dst, KEY_DEADLINE, &us.to_be_bytes());
+        }
+        if self.trace_id != 0 {
+            put_entry(dst, KEY_TRACE_ID, &self.trace_id.to_be_bytes());
+        }
+        if let Some(credential) = self.credential {
+            put_entry(dst, KEY_CREDENTIAL, credential);
+        }
     }
 }
 
@@ -120,8 +145,8 @@ fn put_entry(dst: &mut BytesMut, key: u8, value: &[u8]) {
     if value.is_empty() {
         return;
     }
-    // Names are short by construction (Rust identifiers); a longer value is cut rather than
-    // producing an entry whose length does not fit its u16 field.
+    // Names are short by construction (Rust identifiers) and credentials a few dozen bytes; a
+    // longer value is cut rather than producing an entry whose length does not fit its u16 field.
     let value = &value[..value.len().min(u16::MAX as usize)];
     dst.reserve(3 + value.len());
     dst.put_u8(key);
@@ -139,16 +164,22 @@ mod tests {
         buf
     }
 
+    fn decode(bytes: &[u8]) -> Result<Metadata, MetadataError> {
+        Metadata::decode(&Bytes::copy_from_slice(bytes))
+    }
+
     #[test]
     fn request_metadata_round_trips() {
-        let meta = Metadata::request("Stock", "reserve", Some(250_000), 0xfeed_beef);
-        assert_eq!(Metadata::decode(&encoded(&meta)).unwrap(), meta);
+        let mut meta = Metadata::request("Stock", "reserve", Some(250_000), 0xfeed_beef);
+        assert_eq!(decode(&encoded(&meta)).unwrap(), meta);
+        meta.credential = Some(Bytes::from_static(b"who I am"));
+        assert_eq!(decode(&encoded(&meta)).unwrap(), meta);
     }
 
     #[test]
     fn empty_metadata_is_empty() {
         assert!(encoded(&Metadata::default()).is_empty());
-        assert_eq!(Metadata::decode(&[]).unwrap(), Metadata::default());
+        assert_eq!(decode(&[]).unwrap(), Metadata::default());
     }
 
     #[test]
@@ -156,16 +187,16 @@ mod tests {
         let mut buf = BytesMut::new();
         put_entry(&mut buf, 200, b"future");
         put_entry(&mut buf, KEY_METHOD, b"get");
-        let meta = Metadata::decode(&buf).unwrap();
+        let meta = decode(&buf).unwrap();
         assert_eq!(&meta.method[..], "get");
     }
 
     #[test]
     fn malformed_entries_are_errors() {
-        assert_eq!(Metadata::decode(&[1, 0]), Err(MetadataError::TruncatedEntry));
-        assert_eq!(Metadata::decode(&[1, 0, 5, b'a']), Err(MetadataError::EntryTooLong));
-        assert_eq!(Metadata::decode(&[3, 0, 1, 9]), Err(MetadataError::BadDeadline));
-        assert_eq!(Metadata::decode(&[4, 0, 1, 9]), Err(MetadataError::BadTraceId));
-        assert_eq!(Metadata::decode(&[1, 0, 1, 0xff]), Err(MetadataError::NotUtf8));
+        assert_eq!(decode(&[1, 0]), Err(MetadataError::TruncatedEntry));
+        assert_eq!(decode(&[1, 0, 5, b'a']), Err(MetadataError::EntryTooLong));
+        assert_eq!(decode(&[3, 0, 1, 9]), Err(MetadataError::BadDeadline));
+        assert_eq!(decode(&[4, 0, 1, 9]), Err(MetadataError::BadTraceId));
+        assert_eq!(decode(&[1, 0, 1, 0xff]), Err(MetadataError::NotUtf8));
     }
 }

@@ -20,27 +20,48 @@ const INITIAL_CAPACITY: usize = 64 * 1024;
 pub(crate) struct Outbox {
     state: Mutex<State>,
     wake_writer: Notify,
+    /// Bytes the buffer may hold waiting for the writer; past it the outbox closes itself.
+    limit: usize,
 }
 
 #[derive(Debug)]
 struct State {
     buf: BytesMut,
     closed: bool,
+    overflowed: bool,
 }
 
 impl Outbox {
+    /// An outbox without a limit (the client: its callers bound what it sends).
     pub(crate) fn new() -> Self {
+        Outbox::with_limit(usize::MAX)
+    }
+
+    /// An outbox that overflows once `limit` bytes wait for a peer that does not read them.
+    pub(crate) fn with_limit(limit: usize) -> Self {
         Outbox {
-            state: Mutex::new(State { buf: BytesMut::with_capacity(INITIAL_CAPACITY), closed: false }),
+            state: Mutex::new(State {
+                buf: BytesMut::with_capacity(INITIAL_CAPACITY),
+                closed: false,
+                overflowed: false,
+            }),
             wake_writer: Notify::new(),
+            limit,
         }
     }
 
     /// Appends one or more frames written by `encode`. Returns `false` (and writes nothing) once the
-    /// outbox is closed.
+    /// outbox is closed, or when this push found it over its limit (which closes it: see
+    /// [`Outbox::overflowed`]). While the writer is in a syscall its batch is out of the buffer,
+    /// so a connection holds at most twice the limit.
     pub(crate) fn push(&self, encode: impl FnOnce(&mut BytesMut)) -> bool {
         let mut state = lock(&self.state);
         if state.closed {
+            return false;
+        }
+        if state.buf.len() >= self.limit {
+            state.closed = true;
+            state.overflowed = true;
             return false;
         }
         let was_empty = state.buf.is_empty();
@@ -51,6 +72,11 @@ impl Outbox {
             self.wake_writer.notify_one();
         }
         true
+    }
+
+    /// Whether the peer stopped reading: the buffer reached its limit and the outbox closed.
+    pub(crate) fn overflowed(&self) -> bool {
+        lock(&self.state).overflowed
     }
 
     /// Stops accepting frames; the writer flushes what is buffered, shuts the socket's write side
@@ -99,6 +125,15 @@ impl Outbox {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn an_outbox_nobody_drains_overflows_at_its_limit_and_closes() {
+        let outbox = Outbox::with_limit(100);
+        let pushed = (0..50).take_while(|_| outbox.push(|buf| buf.extend_from_slice(&[0; 30]))).count();
+        assert_eq!(pushed, 4, "pushes are refused once 100 bytes wait");
+        assert!(outbox.overflowed());
+        assert!(!outbox.push(|buf| buf.extend_from_slice(b"x")), "closed for good");
+    }
 
     #[tokio::test]
     async fn frames_pushed_while_writing_are_coalesced_and_all_delivered() {

@@ -41,9 +41,11 @@ prop_compose! {
         method in "[a-z_]{0,20}",
         deadline_us in proptest::option::of(any::<u64>()),
         trace_id in any::<u128>(),
+        credential in proptest::option::of(proptest::collection::vec(any::<u8>(), 1..80)),
         body in proptest::collection::vec(any::<u8>(), 0..2048),
     ) -> Frame {
-        let metadata = Metadata { service: service.into(), method: method.into(), deadline_us, trace_id };
+        let credential = credential.map(Bytes::from);
+        let metadata = Metadata { service: service.into(), method: method.into(), deadline_us, trace_id, credential };
         Frame { kind, codec, status, id, metadata, body: Bytes::from(body) }
     }
 }

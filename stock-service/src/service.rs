@@ -1,11 +1,12 @@
 //! The `StockService` implementation: the catalogue in PostgreSQL, the sale state in Redis.
 
-use contracts::Actor;
+use contracts::Principal;
 use contracts::keyspace::SaleLock;
 use contracts::stock::{
     ClaimOutcome, GoodsView, NewGoods, ReleaseOutcome, ReleaseScope, Reservation, ReserveOutcome, RewarmOutcome,
     StockError, StockLevel, StockService,
 };
+use platform::identity::Identities;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -17,12 +18,30 @@ use crate::sale::SaleStore;
 pub(crate) struct Stock {
     pool: PgPool,
     sales: SaleStore,
+    identities: Identities,
 }
 
 impl Stock {
     /// The service over a migrated database and a Redis sale store.
-    pub(crate) fn new(pool: PgPool, sales: SaleStore) -> Stock {
-        Stock { pool, sales }
+    pub(crate) fn new(pool: PgPool, sales: SaleStore, identities: Identities) -> Stock {
+        Stock { pool, sales, identities }
+    }
+
+    /// Who the call being served comes from.
+    fn caller(&self) -> Result<Principal, StockError> {
+        self.identities.caller().map_err(|err| {
+            tracing::warn!(%err, "call refused: no valid identity");
+            StockError::Unauthenticated
+        })
+    }
+
+    fn admin(&self) -> Result<(), StockError> {
+        self.caller()?.admin().map(drop).map_err(forbidden)
+    }
+
+    /// The internal methods: only the system's own services.
+    fn service(&self) -> Result<(), StockError> {
+        self.caller()?.service().map(drop).map_err(forbidden)
     }
 
     async fn row(&self, goods_id: i64) -> Result<GoodsRow, StockError> {
@@ -78,6 +97,11 @@ fn view(row: GoodsRow, redis_stock: Option<i64>) -> GoodsView {
     }
 }
 
+fn forbidden(denied: contracts::Denied) -> StockError {
+    tracing::warn!(%denied, "call refused");
+    StockError::Forbidden
+}
+
 /// Logs a dependency failure and hands the caller a short message.
 fn unavailable(err: impl std::fmt::Display) -> StockError {
     tracing::error!(%err, "stock dependency failed");
@@ -102,10 +126,8 @@ fn validate(goods: &NewGoods) -> Result<(), StockError> {
 }
 
 impl StockService for Stock {
-    async fn create_goods(&self, actor: Actor, goods: NewGoods) -> Result<GoodsView, StockError> {
-        if !actor.is_admin() {
-            return Err(StockError::Forbidden);
-        }
+    async fn create_goods(&self, goods: NewGoods) -> Result<GoodsView, StockError> {
+        self.admin()?;
         validate(&goods)?;
         let row = catalog::create(&self.pool, &goods).await.map_err(unavailable)?;
         tracing::info!(goods_id = row.goods_id, stock = goods.stock, "goods created");
@@ -122,15 +144,14 @@ impl StockService for Stock {
         Ok(self.views(vec![row]).await?.remove(0))
     }
 
-    async fn warm_up(&self, actor: Actor, goods_id: i64) -> Result<GoodsView, StockError> {
-        if !actor.is_admin() {
-            return Err(StockError::Forbidden);
-        }
+    async fn warm_up(&self, goods_id: i64) -> Result<GoodsView, StockError> {
+        self.admin()?;
         self.build(goods_id, true).await?;
         self.get_goods(goods_id).await
     }
 
     async fn reserve(&self, goods_id: i64, user_id: i64, ticket: Uuid) -> Result<ReserveOutcome, StockError> {
+        self.service()?;
         match self.sales.reserve(goods_id, user_id, ticket).await.map_err(unavailable)? {
             Some(outcome) => Ok(outcome),
             // Off the hot path: only a goods without sale state gets here.
@@ -148,14 +169,17 @@ impl StockService for Stock {
         ticket: Uuid,
         scope: ReleaseScope,
     ) -> Result<ReleaseOutcome, StockError> {
+        self.service()?;
         self.sales.release(goods_id, user_id, ticket, scope).await.map_err(unavailable)
     }
 
     async fn claim(&self, goods_id: i64, holds: Vec<(i64, Uuid)>) -> Result<Vec<ClaimOutcome>, StockError> {
+        self.service()?;
         self.sales.claim(goods_id, &holds).await.map_err(unavailable)
     }
 
     async fn stock_level(&self, goods_id: i64) -> Result<StockLevel, StockError> {
+        self.caller()?.admin_or_service().map_err(forbidden)?;
         let row = self.row(goods_id).await?;
         let level = self.sales.level(goods_id).await.map_err(unavailable)?;
         Ok(StockLevel {
@@ -168,11 +192,13 @@ impl StockService for Stock {
     }
 
     async fn stale_reservations(&self, goods_id: i64, before_ms: i64) -> Result<Vec<Reservation>, StockError> {
+        self.service()?;
         let holds = self.sales.holds(goods_id).await.map_err(unavailable)?;
         Ok(holds.into_iter().filter(|hold| !hold.claimed && hold.reserved_at_ms < before_ms).collect())
     }
 
     async fn rewarm(&self, goods_id: i64) -> Result<RewarmOutcome, StockError> {
+        self.service()?;
         let (row, built) = self.build(goods_id, false).await?;
         Ok(match (row.warmed_at, built) {
             (None, _) => RewarmOutcome::NeverWarmed,

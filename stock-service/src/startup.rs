@@ -21,10 +21,12 @@ pub struct Application {
 impl Application {
     /// Connects to PostgreSQL and Redis, migrates, and starts serving.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        settings.node.secret_policy().enforce()?;
         let pool = settings.database.connect().await?;
         let redis = settings.redis.connect().await?;
-        let stock = Stock::new(pool, SaleStore::new(redis, settings.redis.keyspace()));
-        let server = rpc::Server::new(settings.node.rpc.clone()).add_service(StockServiceServer::new(stock));
+        let identities = settings.node.rpc.security.identities();
+        let stock = Stock::new(pool, SaleStore::new(redis, settings.redis.keyspace()), identities);
+        let server = settings.node.server()?.add_service(StockServiceServer::new(stock));
         let registry = settings.registry.connect().await?;
         let node = Node::start(&settings.node, server, &[STOCK_SERVICE], &registry)
             .await

@@ -8,7 +8,6 @@ use chrono::Utc;
 use contracts::stock::{
     ClaimOutcome, NewGoods, ReleaseOutcome, ReleaseScope, ReserveOutcome, RewarmOutcome, StockError, StockServiceClient,
 };
-use contracts::{Actor, Role};
 use futures::future::join_all;
 use platform::node::NodeSettings;
 use rpc::{Cluster, ClusterConfig, Error, Registry, StaticRegistry};
@@ -16,11 +15,12 @@ use stock_service::{Application, Settings};
 use testkit::TestDb;
 use uuid::Uuid;
 
-const ADMIN: Actor = Actor { user_id: 1, role: Role::Admin };
-
 struct Sale {
     apps: Vec<Application>,
+    /// The calls of the system's services (the sale-state operations are internal).
     client: StockServiceClient<Cluster>,
+    /// An admin's calls (creating and warming sales).
+    admin: StockServiceClient<Cluster>,
     db: TestDb,
     prefix: String,
     redis: deadpool_redis::Pool,
@@ -42,8 +42,12 @@ async fn spawn(instances: usize) -> Sale {
     }
     let addrs: Vec<String> = apps.iter().map(|app| app.address().to_string()).collect();
     let registry = StaticRegistry::single(STOCK_SERVICE, addrs);
-    let client = StockServiceClient::new(Cluster::new(registry.discover(STOCK_SERVICE), ClusterConfig::default()));
-    Sale { apps, client, db, prefix, redis: testkit::redis_pool().await }
+    let mut config = ClusterConfig::default();
+    config.client.security = testkit::rpc_security();
+    let anonymous = StockServiceClient::new(Cluster::new(registry.discover(STOCK_SERVICE), config));
+    let client = anonymous.clone().with_credential(testkit::as_service());
+    let admin = anonymous.with_credential(testkit::as_admin());
+    Sale { apps, client, admin, db, prefix, redis: testkit::redis_pool().await }
 }
 
 impl Sale {
@@ -58,8 +62,8 @@ impl Sale {
             start_at: now - chrono::Duration::hours(1),
             end_at: now + chrono::Duration::hours(1),
         };
-        let created = self.client.create_goods(ADMIN, goods).await.unwrap();
-        self.client.warm_up(ADMIN, created.goods_id).await.unwrap();
+        let created = self.admin.create_goods(goods).await.unwrap();
+        self.admin.warm_up(created.goods_id).await.unwrap();
         created.goods_id
     }
 
@@ -138,8 +142,8 @@ async fn the_window_is_enforced() {
             start_at: start,
             end_at: end,
         };
-        let id = sale.client.create_goods(ADMIN, goods).await.unwrap().goods_id;
-        sale.client.warm_up(ADMIN, id).await.unwrap();
+        let id = sale.admin.create_goods(goods).await.unwrap().goods_id;
+        sale.admin.warm_up(id).await.unwrap();
         ids.push(id);
     }
     assert!(matches!(sale.client.reserve(ids[0], 1, Uuid::new_v4()).await, Ok(ReserveOutcome::NotStarted { .. })));
@@ -225,7 +229,7 @@ async fn a_lost_sale_state_is_rebuilt_from_postgresql() {
 #[tokio::test]
 async fn only_admins_create_and_warm_goods_and_bad_goods_are_refused() {
     let sale = spawn(1).await;
-    let buyer = Actor { user_id: 9, role: Role::User };
+    let buyer = testkit::as_user(9);
     let now = Utc::now();
     let goods = NewGoods {
         name: "X".into(),
@@ -236,15 +240,18 @@ async fn only_admins_create_and_warm_goods_and_bad_goods_are_refused() {
         start_at: now,
         end_at: now + chrono::Duration::minutes(5),
     };
-    assert_eq!(sale.client.create_goods(buyer, goods.clone()).await, Err(Error::Application(StockError::Forbidden)));
+    assert_eq!(
+        sale.client.clone().with_credential(buyer.clone()).create_goods(goods.clone()).await,
+        Err(Error::Application(StockError::Forbidden))
+    );
     let backwards = NewGoods { end_at: now - chrono::Duration::minutes(5), ..goods.clone() };
-    assert!(matches!(
-        sale.client.create_goods(ADMIN, backwards).await,
-        Err(Error::Application(StockError::Invalid(_)))
-    ));
-    let created = sale.client.create_goods(ADMIN, goods).await.unwrap();
+    assert!(matches!(sale.admin.create_goods(backwards).await, Err(Error::Application(StockError::Invalid(_)))));
+    let created = sale.admin.create_goods(goods).await.unwrap();
     assert!(!created.warmed);
-    assert_eq!(sale.client.warm_up(buyer, created.goods_id).await, Err(Error::Application(StockError::Forbidden)));
+    assert_eq!(
+        sale.client.clone().with_credential(buyer).warm_up(created.goods_id).await,
+        Err(Error::Application(StockError::Forbidden))
+    );
     assert_eq!(
         sale.client.reserve(created.goods_id, 1, Uuid::new_v4()).await,
         Err(Error::Application(StockError::NotWarmed(created.goods_id)))
@@ -253,9 +260,17 @@ async fn only_admins_create_and_warm_goods_and_bad_goods_are_refused() {
         sale.client.reserve(424_242, 1, Uuid::new_v4()).await,
         Err(Error::Application(StockError::UnknownGoods(424_242)))
     );
-    let warmed = sale.client.warm_up(ADMIN, created.goods_id).await.unwrap();
+    let warmed = sale.admin.warm_up(created.goods_id).await.unwrap();
     assert!(warmed.warmed && warmed.stock_left == 1);
     let listed = sale.client.list_goods().await.unwrap();
     assert_eq!(listed.len(), 1);
     sale.finish().await;
+}
+
+#[tokio::test]
+async fn outside_development_the_built_in_cluster_key_is_refused_by_name() {
+    let mut settings = Settings { node: NodeSettings::listening("127.0.0.1:0", None), ..Default::default() };
+    settings.node.env = platform::env::Environment::Production;
+    let refusal = Application::build(settings).await.expect_err("refused").to_string();
+    assert!(refusal.contains("SECKILL_RPC__KEY"), "{refusal}");
 }

@@ -132,6 +132,37 @@ where
     }
 }
 
+/// The RPC security every in-process test stack uses: the built-in development cluster key
+/// (the services' default settings use it too, in development).
+pub fn rpc_security() -> rpc::Security {
+    platform::security::RpcSecurity::default().load().expect("the development RPC security loads")
+}
+
+/// The identity tokens of that cluster.
+pub fn identities() -> platform::identity::Identities {
+    platform::security::RpcSecurity::default().identities()
+}
+
+/// A credential for calls made as user `user_id`.
+pub fn as_user(user_id: i64) -> rpc::Credential {
+    identities().user_credential(contracts::Actor { user_id, role: contracts::Role::User })
+}
+
+/// A credential for calls made as an admin (user 1).
+pub fn as_admin() -> rpc::Credential {
+    identities().user_credential(contracts::Actor { user_id: 1, role: contracts::Role::Admin })
+}
+
+/// A credential for calls made as one of the system's services (the internal methods).
+pub fn as_service() -> rpc::Credential {
+    identities().service_credential(contracts::Service::Operator)
+}
+
+/// A channel to `addr` that passes the test cluster's handshake.
+pub fn channel(addr: impl ToString) -> rpc::Channel {
+    rpc::Channel::new(addr.to_string(), rpc::ClientConfig { security: rpc_security(), ..Default::default() })
+}
+
 /// Registry settings for tests: a static registry, so test servers never appear in the shared
 /// Redis registry.
 pub fn static_registry() -> platform::registry::RegistrySettings {

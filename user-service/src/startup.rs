@@ -9,6 +9,7 @@ use contracts::user::UserServiceServer;
 use platform::auth::JwtKeys;
 use platform::node::Node;
 
+use crate::password::Hasher;
 use crate::service::Users;
 use crate::settings::Settings;
 
@@ -21,13 +22,12 @@ pub struct Application {
 impl Application {
     /// Connects to PostgreSQL, migrates, ensures the admin, and starts serving.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        settings.check_secrets()?;
         let pool = settings.database.connect().await?;
-        if settings.jwt.is_development_secret() {
-            tracing::warn!("JWT secret is the built-in development one: set SECKILL_JWT__SECRET outside development");
-        }
-        let users = Users::new(pool, JwtKeys::new(&settings.jwt));
+        let hasher = Hasher::new(settings.password.max_concurrent_hashes);
+        let users = Users::new(pool, JwtKeys::new(&settings.jwt), settings.node.rpc.security.identities(), hasher);
         users.ensure_admin(&settings.admin).await.context("ensuring the admin account")?;
-        let server = rpc::Server::new(settings.node.rpc.clone()).add_service(UserServiceServer::new(users));
+        let server = settings.node.server()?.add_service(UserServiceServer::new(users));
         let registry = settings.registry.connect().await?;
         let node =
             Node::start(&settings.node, server, &[USER_SERVICE], &registry).await.context("starting the RPC server")?;

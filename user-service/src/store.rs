@@ -53,6 +53,16 @@ pub(crate) async fn insert(
     .await
 }
 
+/// Gives user `id` the admin role and a new password hash.
+pub(crate) async fn set_admin_password(pool: &PgPool, id: i64, hash: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET password_hash = $2, role = 'admin' WHERE id = $1")
+        .bind(id)
+        .bind(hash)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 /// A user by username.
 pub(crate) async fn by_username(pool: &PgPool, username: &str) -> sqlx::Result<Option<UserRow>> {
     sqlx::query_as("SELECT id, username, password_hash, role, created_at FROM users WHERE username = $1")

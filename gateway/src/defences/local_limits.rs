@@ -35,11 +35,12 @@ impl LocalLimits {
         let wait = |not_until: governor::NotUntil<governor::clock::QuantaInstant>| {
             not_until.wait_time_from(self.clock.now()).as_secs() + 1
         };
-        self.global.check().map_err(wait)?;
+        // Per IP first: one flooding client is turned away before it uses up everyone's share
+        // of the global allowance.
         if let Some(ip) = ip {
             self.per_ip.check_key(&ip).map_err(wait)?;
         }
-        Ok(())
+        self.global.check().map_err(wait)
     }
 
     /// Forgets idle IPs (called periodically so the table does not grow without bound).
@@ -61,5 +62,16 @@ mod tests {
         assert_eq!(passed, 3, "the per-IP quota allows a burst of its rate");
         assert!(limits.check(Some([10, 0, 0, 2].into())).is_ok());
         assert!(limits.check(Some(flooding)).unwrap_err() >= 1);
+    }
+
+    #[test]
+    fn a_flooding_ip_does_not_use_up_the_global_allowance() {
+        let limits = LocalLimits::new(&LimitSettings { global_per_sec: 10, per_ip_per_sec: 3, ..Default::default() });
+        let flooding: IpAddr = [10, 0, 0, 1].into();
+        for _ in 0..1000 {
+            let _ = limits.check(Some(flooding));
+        }
+        let others = (2..=8u8).filter(|n| limits.check(Some([10, 0, 0, *n].into())).is_ok()).count();
+        assert_eq!(others, 7, "only the flood's first 3 count against the global 10");
     }
 }

@@ -1,19 +1,31 @@
-//! The per-user gate on the seckill endpoints (captcha, path, order): anti-brush (at most N calls
-//! per window) and a token bucket, in one Redis script so every gateway instance shares them.
+//! The per-user gate on the seckill endpoints (captcha, path, order): the blacklist, anti-brush
+//! (at most N calls per window) and a token bucket, in one Redis script (`gate.lua`) so every
+//! gateway instance shares them. A caller that trips the anti-brush limit
+//! `strikes_to_ban` times within `strike_window` is blacklisted for `ban`. The same gate,
+//! without the bucket, can also run per client IP (`ip_brush_limit`), in the same round trip.
+
+use std::net::IpAddr;
 
 use contracts::keyspace::Keyspace;
 use deadpool_redis::Pool;
-use deadpool_redis::redis::Script;
+use deadpool_redis::redis::{self, Script};
 
+use super::blacklist::{Blacklist, Entry};
 use crate::settings::LimitSettings;
 
 /// Why a seckill call was not admitted.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum GateError {
-    /// Over the user's limits.
+    /// Over the caller's limits.
     #[error("slow down")]
     Limited {
         /// Seconds until the next call is admitted.
+        retry_after_secs: u64,
+    },
+    /// The caller (user or IP) is on the blacklist.
+    #[error("blacklisted")]
+    Blocked {
+        /// Seconds until the entry expires.
         retry_after_secs: u64,
     },
     /// Redis failed.
@@ -28,34 +40,75 @@ pub(crate) struct UserGate {
     keys: Keyspace,
     script: Script,
     settings: LimitSettings,
+    blacklist: Blacklist,
 }
 
 impl UserGate {
-    /// A gate over `redis`.
-    pub(crate) fn new(redis: Pool, keys: Keyspace, settings: LimitSettings) -> UserGate {
-        UserGate { redis, keys, script: Script::new(include_str!("user_gate.lua")), settings }
+    /// A gate over `redis`, recording its bans in `blacklist`.
+    pub(crate) fn new(redis: Pool, keys: Keyspace, settings: LimitSettings, blacklist: Blacklist) -> UserGate {
+        UserGate { redis, keys, script: Script::new(include_str!("gate.lua")), settings, blacklist }
     }
 
-    /// Admits one more seckill call of `user_id`, or says how long to wait.
-    pub(crate) async fn admit(&self, user_id: i64) -> Result<(), GateError> {
-        let store = |err: &dyn std::fmt::Display| GateError::Store(err.to_string());
-        let mut conn = self.redis.get().await.map_err(|e| store(&e))?;
+    /// Admits one more seckill call of `user_id` (from `ip`), or says why not.
+    pub(crate) async fn admit(&self, user_id: i64, ip: Option<IpAddr>) -> Result<(), GateError> {
+        let conn = self.redis.get().await.map_err(store)?;
         let keys = self.keys.user(user_id);
-        let (allowed, wait_ms): (i64, i64) = self
-            .script
-            .key(keys.bucket())
-            .key(keys.brush())
-            .arg(self.settings.per_user_per_sec.max(1))
-            .arg(self.settings.per_user_burst.max(1))
-            .arg(self.settings.brush_limit)
+        let mut user = self.invocation(&keys.brush(), &keys.strikes(), &keys.ban(), self.settings.brush_limit);
+        user.key(keys.bucket()).arg(self.settings.per_user_per_sec.max(1)).arg(self.settings.per_user_burst.max(1));
+        let (mut for_user, mut for_ip) = ((*conn).clone(), (*conn).clone());
+        // Both scripts go out on the same multiplexed connection back to back: one round trip.
+        let (user_verdict, ip_verdict) = match ip.filter(|_| self.settings.ip_brush_limit > 0) {
+            None => (user.invoke_async::<(i64, i64)>(&mut for_user).await.map_err(store)?, None),
+            Some(ip) => {
+                let keys = self.keys.ip(&ip.to_string());
+                let by_ip = self.invocation(&keys.brush(), &keys.strikes(), &keys.ban(), self.settings.ip_brush_limit);
+                let (user, by_ip) =
+                    tokio::try_join!(user.invoke_async::<(i64, i64)>(&mut for_user), by_ip.invoke_async(&mut for_ip))
+                        .map_err(store)?;
+                (user, Some((ip, by_ip)))
+            }
+        };
+        if let Some((ip, verdict)) = ip_verdict {
+            self.judge(verdict, Entry::Ip(ip.to_string())).await?;
+        }
+        self.judge(user_verdict, Entry::User(user_id)).await
+    }
+
+    fn invocation<'a>(
+        &'a self,
+        brush: &str,
+        strikes: &str,
+        ban: &str,
+        brush_limit: u32,
+    ) -> redis::ScriptInvocation<'a> {
+        let mut invocation = self.script.key(brush);
+        invocation
+            .key(strikes)
+            .key(ban)
+            .arg(brush_limit)
             .arg(self.settings.brush_window.as_millis() as u64)
-            .invoke_async(&mut *conn)
-            .await
-            .map_err(|e| store(&e))?;
-        if allowed == 1 {
-            Ok(())
-        } else {
-            Err(GateError::Limited { retry_after_secs: (wait_ms.max(1) as u64).div_ceil(1000) })
+            .arg(self.settings.strikes_to_ban.max(1))
+            .arg(self.settings.strike_window.as_millis() as u64)
+            .arg(self.settings.ban.as_millis() as u64);
+        invocation
+    }
+
+    async fn judge(&self, (code, ms): (i64, i64), who: Entry) -> Result<(), GateError> {
+        let retry_after_secs = (ms.max(1) as u64).div_ceil(1000);
+        match code {
+            0 => Ok(()),
+            1 => Err(GateError::Limited { retry_after_secs }),
+            3 => {
+                tracing::warn!(%who, ban_secs = retry_after_secs, "blacklisted after repeated anti-brush trips");
+                metrics::counter!("gateway_blacklisted_total").increment(1);
+                self.blacklist.record(&who, ms).await;
+                Err(GateError::Blocked { retry_after_secs })
+            }
+            _ => Err(GateError::Blocked { retry_after_secs }),
         }
     }
+}
+
+fn store(err: impl std::fmt::Display) -> GateError {
+    GateError::Store(err.to_string())
 }

@@ -1,7 +1,7 @@
 //! The seckill defences' errors.
 
 use super::Problem;
-use crate::defences::{CaptchaError, GateError, PathError};
+use crate::defences::{CaptchaError, GateError, PathError, SignInError};
 
 impl From<CaptchaError> for Problem {
     fn from(err: CaptchaError) -> Problem {
@@ -27,6 +27,7 @@ impl From<GateError> for Problem {
     fn from(err: GateError) -> Problem {
         match err {
             GateError::Limited { retry_after_secs } => Problem::rate_limited(retry_after_secs),
+            GateError::Blocked { retry_after_secs } => Problem::blocked(retry_after_secs),
             GateError::Store(err) => {
                 tracing::warn!(%err, "user gate unavailable");
                 Problem::unavailable("rate limiter unavailable")
@@ -38,4 +39,16 @@ impl From<GateError> for Problem {
 fn store_unavailable(err: &str) -> Problem {
     tracing::warn!(%err, "token store unavailable");
     Problem::unavailable("token store unavailable")
+}
+
+impl From<SignInError> for Problem {
+    fn from(err: SignInError) -> Problem {
+        match err {
+            SignInError::TooMany { retry_after_secs } => Problem::rate_limited(retry_after_secs),
+            SignInError::Store(err) => {
+                tracing::warn!(%err, "sign-in limiter unavailable");
+                Problem::unavailable("sign-in limiter unavailable")
+            }
+        }
+    }
 }

@@ -139,12 +139,29 @@ impl Problem {
         problem.retry_after = Some(retry_after_secs.max(1));
         problem
     }
+    /// 429: this user or IP is on the blacklist for repeated abuse, for `retry_after_secs` more.
+    pub(crate) fn blocked(retry_after_secs: u64) -> Problem {
+        let mut problem = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "BLOCKED",
+            "Blocked",
+            "blocked from the sale for repeated abuse of the rate limits",
+        );
+        problem.retry_after = Some(retry_after_secs.max(1));
+        problem
+    }
     /// 503: a dependency is down; nothing was done; try again.
     pub(crate) fn unavailable(detail: impl Into<String>) -> Problem {
         let mut problem =
             Problem::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", "Temporarily unavailable", detail);
         problem.retry_after = Some(1);
         problem
+    }
+    /// 500: a service refused the identity this gateway gave a call (the gateway and the
+    /// service do not share the cluster key): an operator's problem, logged as such.
+    pub(crate) fn misconfigured(service: &str) -> Problem {
+        tracing::error!(service, "the service refused this gateway's identity token: check SECKILL_RPC__KEY");
+        Problem::internal()
     }
     /// 500: a bug (details in the logs, not in the answer).
     pub(crate) fn internal() -> Problem {

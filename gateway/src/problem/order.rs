@@ -14,6 +14,7 @@ impl From<rpc::Error<OrderError>> for Problem {
                 OrderError::Ended => Problem::ended(),
                 OrderError::UnknownGoods(id) => Problem::no_goods(id),
                 OrderError::NotFound => Problem::not_found("no such order"),
+                OrderError::Unauthenticated => Problem::misconfigured("order-service"),
                 OrderError::Forbidden => Problem::forbidden("admin role required"),
                 OrderError::Unavailable(detail) => Problem::unavailable(detail),
             },

@@ -11,6 +11,7 @@ impl From<rpc::Error<StockError>> for Problem {
                 StockError::UnknownGoods(id) => Problem::no_goods(id),
                 StockError::NotWarmed(id) => Problem::not_found(format!("goods {id} is not warmed up")),
                 StockError::Invalid(detail) => Problem::validation(detail),
+                StockError::Unauthenticated => Problem::misconfigured("stock-service"),
                 StockError::Forbidden => Problem::forbidden("admin role required"),
                 StockError::Unavailable(_) => Problem::unavailable("stock-service is unavailable"),
             },

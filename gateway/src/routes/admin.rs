@@ -7,9 +7,11 @@ use contracts::stock::{NewGoods, StockLevel};
 use contracts::user::BulkUsers;
 
 use crate::api::{
-    AuditBody, BulkUsersBody, BulkUsersCreated, GoodsAuditBody, GoodsBody, IssuedUserBody, NewGoodsBody, StatsBody,
+    AuditBody, BlacklistBody, BlacklistEntryBody, BulkUsersBody, BulkUsersCreated, GoodsAuditBody, GoodsBody,
+    IssuedUserBody, NewGoodsBody, StatsBody,
 };
 use crate::auth::Admin;
+use crate::defences::Entry;
 use crate::problem::Problem;
 use crate::state::AppState;
 
@@ -31,7 +33,7 @@ pub(crate) async fn create_goods(
         start_at: body.start_at,
         end_at: body.end_at,
     };
-    let created = state.stock.create_goods(admin.0, goods).await?;
+    let created = state.stock_for(admin.0).create_goods(goods).await?;
     state.goods.invalidate();
     Ok(HttpResponse::Created().json(GoodsBody::new(&created, chrono::Utc::now())))
 }
@@ -46,7 +48,7 @@ pub(crate) async fn warm_up(
     goods_id: web::Path<i64>,
 ) -> Result<HttpResponse, Problem> {
     let goods_id = goods_id.into_inner();
-    let goods = state.stock.warm_up(admin.0, goods_id).await?;
+    let goods = state.stock_for(admin.0).warm_up(goods_id).await?;
     state.goods.invalidate();
     if goods.stock_left > 0 {
         state.sold_out.clear(goods_id);
@@ -55,8 +57,8 @@ pub(crate) async fn warm_up(
 }
 
 async fn figures(state: &AppState, admin: Actor, goods_id: i64) -> Result<(StockLevel, OrderAudit), Problem> {
-    let level = state.stock.stock_level(goods_id).await?;
-    let orders = state.orders.audit(admin, goods_id).await?;
+    let level = state.stock_for(admin).stock_level(goods_id).await?;
+    let orders = state.orders_for(admin).audit(goods_id).await?;
     Ok((level, orders))
 }
 
@@ -158,7 +160,43 @@ pub(crate) async fn bulk_users(
 ) -> Result<HttpResponse, Problem> {
     let body = body.into_inner();
     let request = BulkUsers { prefix: body.prefix, count: body.count };
-    let users = state.users.bulk_create(admin.0, request).await?;
+    let users = state.users_for(admin.0).bulk_create(request).await?;
     let users = users.into_iter().map(|u| IssuedUserBody { id: u.id, username: u.username, token: u.token }).collect();
     Ok(HttpResponse::Created().json(BulkUsersCreated { users }))
+}
+
+/// Who is blacklisted from the seckill routes (for repeated anti-brush trips), and until when.
+#[utoipa::path(get, path = "/admin/v1/blacklist", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = BlacklistBody), (status = 403, body = Problem)))]
+pub(crate) async fn list_blacklist(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, Problem> {
+    let entries = state.blacklist.list().await.map_err(|err| {
+        tracing::warn!(%err, "blacklist unreadable");
+        Problem::unavailable("blacklist unavailable")
+    })?;
+    let entries = entries.into_iter().map(|(entry, until_ms)| BlacklistEntryBody::new(&entry, until_ms)).collect();
+    Ok(HttpResponse::Ok().json(BlacklistBody { entries }))
+}
+
+/// Lifts a blacklist entry (`user/<id>` or `ip/<address>`).
+#[utoipa::path(delete, path = "/admin/v1/blacklist/{kind}/{id}", tag = "admin",
+    params(("kind" = String, Path, description = "`user` or `ip`"), ("id" = String, Path, description = "User id or IP address")),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Lifted"), (status = 404, body = Problem), (status = 403, body = Problem)))]
+pub(crate) async fn lift_blacklist(
+    state: web::Data<AppState>,
+    admin: Admin,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, Problem> {
+    let (kind, id) = path.into_inner();
+    let entry =
+        Entry::parse(&kind, &id).ok_or_else(|| Problem::not_found(format!("no blacklist entry {kind}/{id}")))?;
+    let lifted = state.blacklist.lift(&entry).await.map_err(|err| {
+        tracing::warn!(%err, "blacklist unwritable");
+        Problem::unavailable("blacklist unavailable")
+    })?;
+    if !lifted {
+        return Err(Problem::not_found(format!("no blacklist entry {kind}/{id}")));
+    }
+    tracing::info!(admin = admin.0.user_id, %entry, "blacklist entry lifted");
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -17,6 +17,11 @@ pub(crate) use self::seckill::*;
 pub(crate) use self::users::*;
 use crate::problem::Problem;
 
+/// The client's IP, as the connection shows it.
+pub(crate) fn client_ip(request: &actix_web::HttpRequest) -> Option<std::net::IpAddr> {
+    request.peer_addr().map(|addr| addr.ip())
+}
+
 /// A named resource whose unknown methods get a problem+json 405. The name labels its metrics
 /// (reading it after routing costs nothing, unlike matching the path against every pattern again).
 pub(crate) fn resource(name: &str, path: &str) -> Resource {
@@ -40,11 +45,14 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("order", "/api/v1/orders/{order_id}").route(web::get().to(get_order)))
     .service(resource("healthz", "/healthz").route(web::get().to(healthz)))
     .service(resource("readyz", "/readyz").route(web::get().to(readyz)))
-    .service(resource("metrics", "/metrics").route(web::get().to(metrics)))
     .service(resource("admin_create_goods", "/admin/v1/goods").route(web::post().to(create_goods)))
     .service(resource("admin_warmup", "/admin/v1/goods/{goods_id}/warmup").route(web::post().to(warm_up)))
     .service(resource("admin_stats", "/admin/v1/goods/{goods_id}/stats").route(web::get().to(stats)))
     .service(resource("admin_audit_goods", "/admin/v1/goods/{goods_id}/audit").route(web::get().to(audit_goods)))
     .service(resource("admin_audit", "/admin/v1/audit").route(web::get().to(audit_all)))
-    .service(resource("admin_bulk_users", "/admin/v1/users/bulk").route(web::post().to(bulk_users)));
+    .service(resource("admin_bulk_users", "/admin/v1/users/bulk").route(web::post().to(bulk_users)))
+    .service(resource("admin_blacklist", "/admin/v1/blacklist").route(web::get().to(list_blacklist)))
+    .service(
+        resource("admin_blacklist_entry", "/admin/v1/blacklist/{kind}/{id}").route(web::delete().to(lift_blacklist)),
+    );
 }

@@ -4,9 +4,10 @@
 //! JWT (local) → the sold-out flag (local) → the per-user gate (one Redis script) → the captcha or
 //! the path (Redis) → the order RPC. After a sell-out, an order attempt costs no RPC and no Redis.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use contracts::order::OrderError;
 
+use super::client_ip;
 use crate::api::{PathBody, PathRequest, ResultBody, TicketBody};
 use crate::auth::Caller;
 use crate::problem::Problem;
@@ -18,11 +19,12 @@ use crate::state::AppState;
     responses((status = 200, content_type = "image/png", description = "PNG image"), (status = 401, body = Problem), (status = 429, body = Problem)))]
 pub(crate) async fn captcha(
     state: web::Data<AppState>,
+    request: HttpRequest,
     caller: Caller,
     goods_id: web::Path<i64>,
 ) -> Result<HttpResponse, Problem> {
     let goods_id = goods_id.into_inner();
-    state.user_gate.admit(caller.0.user_id).await?;
+    state.user_gate.admit(caller.0.user_id, client_ip(&request)).await?;
     let png = state.captchas.issue(caller.0.user_id, goods_id).await?;
     Ok(HttpResponse::Ok().content_type("image/png").insert_header(("Cache-Control", "no-store")).body(png))
 }
@@ -33,6 +35,7 @@ pub(crate) async fn captcha(
     responses((status = 200, body = PathBody), (status = 400, body = Problem), (status = 409, body = Problem), (status = 429, body = Problem)))]
 pub(crate) async fn path(
     state: web::Data<AppState>,
+    request: HttpRequest,
     caller: Caller,
     goods_id: web::Path<i64>,
     body: web::Json<PathRequest>,
@@ -41,7 +44,7 @@ pub(crate) async fn path(
     if state.sold_out.is_sold_out(goods_id) {
         return Err(Problem::sold_out());
     }
-    state.user_gate.admit(user_id).await?;
+    state.user_gate.admit(user_id, client_ip(&request)).await?;
     state.captchas.check(user_id, goods_id, &body.captcha).await?;
     let path = state.paths.issue(user_id, goods_id).await?;
     Ok(HttpResponse::Ok().json(PathBody { path, expires_in: state.paths.ttl().as_secs() }))
@@ -55,6 +58,7 @@ pub(crate) async fn path(
         (status = 410, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 pub(crate) async fn place_order(
     state: web::Data<AppState>,
+    request: HttpRequest,
     caller: Caller,
     params: web::Path<(i64, String)>,
 ) -> Result<HttpResponse, Problem> {
@@ -64,11 +68,11 @@ pub(crate) async fn place_order(
         state.counters.sold_out_answer();
         return Err(Problem::sold_out());
     }
-    state.user_gate.admit(user_id).await?;
+    state.user_gate.admit(user_id, client_ip(&request)).await?;
     state.paths.redeem(user_id, goods_id, &path).await?;
     state.counters.place_call();
     let epoch = state.sold_out.epoch();
-    let placed = state.orders.place(user_id, goods_id).await;
+    let placed = state.orders_for(caller.0).place(goods_id).await;
     if let Err(rpc::Error::Application(OrderError::SoldOut)) = &placed {
         // This route's own side effect: later attempts are answered here, with no RPC.
         state.sold_out.mark_unless_restocked(goods_id, epoch);
@@ -86,6 +90,6 @@ pub(crate) async fn result(
     caller: Caller,
     goods_id: web::Path<i64>,
 ) -> Result<HttpResponse, Problem> {
-    let result = state.orders.result(caller.0.user_id, goods_id.into_inner()).await?;
+    let result = state.orders_for(caller.0).result(goods_id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(ResultBody::from(result)))
 }

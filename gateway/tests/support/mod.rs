@@ -7,14 +7,14 @@ use platform::redis::RedisSettings;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use actix_web::dev::ServerHandle;
 use actix_web::web;
 use awc::Client;
 use chrono::Utc;
 use contracts::stock::StockServiceClient;
-use gateway::settings::{CaptchaSettings, LimitSettings};
+use gateway::settings::{CaptchaSettings, LimitSettings, SignInLimits};
 use gateway::state::AppState;
 use platform::auth::JwtSettings;
+use platform::env::Environment;
 use platform::node::NodeSettings;
 use platform::registry::{RegistryKind, RegistrySettings};
 use secrecy::SecretString;
@@ -26,6 +26,7 @@ pub const TEST_ANSWER: &str = "k6-test";
 pub struct Options {
     pub captcha_test_mode: bool,
     pub limits: LimitSettings,
+    pub sign_in: SignInLimits,
 }
 
 impl Default for Options {
@@ -40,12 +41,15 @@ impl Default for Options {
                 brush_limit: 100,
                 ..Default::default()
             },
+            sign_in: SignInLimits { per_ip_per_minute: 10_000, ..Default::default() },
         }
     }
 }
 
 pub struct TestApp {
     pub base: String,
+    /// The gateway's `/metrics`, on its own listener.
+    pub metrics_url: String,
     /// A client of the test's stock-service, for arranging what a test needs directly.
     pub stock_client: StockServiceClient,
     pub client: Client,
@@ -55,7 +59,7 @@ pub struct TestApp {
     pub jwt_secret: String,
     pub admin_token: String,
     db: TestDb,
-    http: ServerHandle,
+    http: gateway::Running,
     user: Option<user_service::Application>,
     stock: Option<stock_service::Application>,
     order: Option<order_service::Application>,
@@ -79,6 +83,7 @@ pub async fn spawn_app(options: Options) -> TestApp {
             username: "admin".into(),
             password: Some(SecretString::from("admin-password")),
         },
+        ..Default::default()
     })
     .await
     .expect("user-service starts");
@@ -113,7 +118,9 @@ pub async fn spawn_app(options: Options) -> TestApp {
     endpoints.insert("orderservice".to_owned(), vec![order.address().to_string()]);
 
     let settings = gateway::Settings {
+        env: Environment::Development,
         listen: "127.0.0.1:0".into(),
+        metrics_listen: "127.0.0.1:0".parse().ok(),
         workers: Some(2),
         registry: registry(&endpoints),
         redis: RedisSettings::with_prefix(&prefix),
@@ -123,17 +130,21 @@ pub async fn spawn_app(options: Options) -> TestApp {
             ..Default::default()
         },
         limits: options.limits,
+        sign_in: options.sign_in,
         goods_cache_ttl: Duration::from_millis(100),
         ..Default::default()
     };
     let app = gateway::Application::build(settings).await.expect("gateway starts");
     let base = format!("http://127.0.0.1:{}", app.port());
+    let metrics_url = format!("http://127.0.0.1:{}/metrics", app.metrics_port().expect("metrics are served"));
     let state = app.state();
     let http = app.spawn();
     let client = Client::builder().timeout(Duration::from_secs(30)).finish();
-    let stock_client = StockServiceClient::new(rpc::Channel::new(stock.address().to_string(), Default::default()));
+    let stock_client =
+        StockServiceClient::new(testkit::channel(stock.address())).with_credential(testkit::as_service());
     let mut test = TestApp {
         base,
+        metrics_url,
         stock_client,
         client,
         state,

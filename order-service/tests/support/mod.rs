@@ -8,9 +8,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::Utc;
-use contracts::order::OrderServiceClient;
+use contracts::order::{OrderError, OrderResult, OrderServiceClient, Ticket};
 use contracts::stock::{NewGoods, StockServiceClient};
-use contracts::{Actor, Role};
 use order_service::broker::Topology;
 use order_service::settings::ReconcilerSettings;
 use order_service::{Application, Settings, WorkerApplication};
@@ -21,8 +20,6 @@ use secrecy::SecretString;
 use testkit::TestDb;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
-
-pub const ADMIN: Actor = Actor { user_id: 1, role: Role::Admin };
 
 pub struct Stack {
     pub db: TestDb,
@@ -79,13 +76,15 @@ impl Stack {
         settings.broker.confirm_timeout = Duration::from_secs(2);
         settings.worker.batch_size = 100;
         let order_app = Application::build(settings.clone()).await.expect("order-service starts");
-        let orders = OrderServiceClient::new(rpc::Channel::new(order_app.address().to_string(), Default::default()));
+        let orders = OrderServiceClient::new(testkit::channel(order_app.address()));
         let registry = settings.registry.connect().await.unwrap();
         let stock = StockServiceClient::new(platform::registry::cluster(
             &registry,
             contracts::names::STOCK_SERVICE,
             &Default::default(),
-        ));
+            &testkit::rpc_security(),
+        ))
+        .with_credential(testkit::as_service());
         // Workers reach the broker directly, whatever order-service does.
         settings.broker.url = SecretString::from(testkit::amqp_url());
         Stack {
@@ -111,9 +110,25 @@ impl Stack {
             start_at: now - chrono::Duration::hours(1),
             end_at: now + chrono::Duration::hours(1),
         };
-        let goods_id = self.stock.create_goods(ADMIN, goods).await.unwrap().goods_id;
-        self.stock.warm_up(ADMIN, goods_id).await.unwrap();
+        let admin = self.stock.clone().with_credential(testkit::as_admin());
+        let goods_id = admin.create_goods(goods).await.unwrap().goods_id;
+        admin.warm_up(goods_id).await.unwrap();
         goods_id
+    }
+
+    /// order-service as user `user_id` sees it.
+    pub fn orders_of(&self, user_id: i64) -> OrderServiceClient {
+        self.orders.clone().with_credential(testkit::as_user(user_id))
+    }
+
+    /// `user_id` places an order for `goods_id`.
+    pub async fn place(&self, user_id: i64, goods_id: i64) -> Result<Ticket, rpc::Error<OrderError>> {
+        self.orders_of(user_id).place(goods_id).await
+    }
+
+    /// Where `user_id`'s purchase of `goods_id` stands.
+    pub async fn result(&self, user_id: i64, goods_id: i64) -> Result<OrderResult, rpc::Error<OrderError>> {
+        self.orders_of(user_id).result(goods_id).await
     }
 
     pub async fn worker(&self) -> WorkerApplication {

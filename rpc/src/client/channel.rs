@@ -111,16 +111,17 @@ fn usable(conn: &Mutex<Option<Arc<Connection>>>) -> Option<Arc<Connection>> {
 
 impl Transport for Channel {
     async fn call(&self, call: Call) -> Result<Reply, Error> {
-        let ctx = Context::current();
+        let (inherited_deadline, trace_id) = Context::inherited();
         let timeout = call.timeout.unwrap_or(self.inner.config.default_timeout);
         let now = Instant::now();
         let own_deadline = now + timeout;
-        let deadline = ctx.deadline.map_or(own_deadline, |inherited| inherited.min(own_deadline));
+        let deadline = inherited_deadline.map_or(own_deadline, |inherited| inherited.min(own_deadline));
         let request = Request {
             service: call.method.service,
             method: call.method.method,
             codec: call.codec.id(),
-            trace_id: ctx.trace_id,
+            trace_id,
+            credential: call.credential.as_deref(),
             body: &call.body,
         };
         // A connection can close between being picked and taking the request (an idle close, a

@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use crate::frame::Limits;
+use crate::security::Security;
 
 /// Settings of a [`super::Channel`]. The defaults suit a service mesh on one LAN.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct ClientConfig {
     /// Multiplexed connections per endpoint. A few spread the work over the server's threads;
@@ -37,6 +38,10 @@ pub struct ClientConfig {
     /// Frame size limits applied to answers.
     #[serde(skip)]
     pub limits: Limits,
+    /// The cluster key and TLS every connection is secured with (from the program's settings,
+    /// never from this struct's serialized form).
+    #[serde(skip)]
+    pub security: Security,
 }
 
 impl Default for ClientConfig {
@@ -51,6 +56,7 @@ impl Default for ClientConfig {
             backoff_base: Duration::from_millis(50),
             backoff_max: Duration::from_secs(5),
             limits: Limits::default(),
+            security: Security::default(),
         }
     }
 }

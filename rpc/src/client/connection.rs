@@ -17,14 +17,15 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{Notify, oneshot};
 use tokio::task::AbortHandle;
 
 use super::ClientConfig;
 use crate::error::{Error, TransportError};
 use crate::frame::{self, Frame, Kind, Limits, Status, encode_control};
+use crate::metadata::Entries;
 use crate::outbox::Outbox;
+use crate::security::{self, Reader, Side};
 use crate::sync::lock;
 
 type Answer = Result<Answered, Error>;
@@ -92,7 +93,13 @@ impl Connection {
             .map_err(|e| connect_error(e.to_string()))?;
         // Requests are small and latency matters; coalescing happens in the outbox instead.
         stream.set_nodelay(true).map_err(|e| connect_error(e.to_string()))?;
-        let (reader, writer) = stream.into_split();
+        // TLS and the key handshake, within the same connect timeout: a node that cannot prove
+        // the cluster key is never sent a call.
+        let (reader, writer) =
+            tokio::time::timeout(config.connect_timeout, security::split(stream, &config.security, Side::Client))
+                .await
+                .map_err(|_| connect_error(format!("no handshake within {:?}", config.connect_timeout)))?
+                .map_err(connect_error)?;
         let conn = Arc::new(Shared {
             outbox: Outbox::new(),
             pending: Mutex::new(Pending::default()),
@@ -161,8 +168,9 @@ impl Shared {
         }
         let remaining_us = u64::try_from(remaining.as_micros()).unwrap_or(u64::MAX);
         let pushed = self.outbox.push(|buf| {
-            let Request { service, method, codec, trace_id, body } = *request;
-            frame::encode_request(buf, id, codec, service, method, remaining_us, trace_id, body);
+            let Request { service, method, codec, trace_id, credential, body } = *request;
+            let entries = Entries { service, method, deadline_us: Some(remaining_us), trace_id, credential };
+            frame::encode_request(buf, id, codec, &entries, body);
         });
         if !pushed {
             return Err(TransportError::NotSent("connection closed".into()).into());
@@ -217,7 +225,7 @@ impl Shared {
         }
     }
 
-    async fn read_loop(self: Arc<Self>, mut reader: OwnedReadHalf, limits: Limits) {
+    async fn read_loop(self: Arc<Self>, mut reader: Reader, limits: Limits) {
         let mut buf = BytesMut::with_capacity(64 * 1024);
         let mut answers = Vec::new();
         let reason = loop {
@@ -349,6 +357,7 @@ pub(crate) struct Request<'a> {
     pub(crate) method: &'a str,
     pub(crate) codec: u8,
     pub(crate) trace_id: u128,
+    pub(crate) credential: Option<&'a [u8]>,
     pub(crate) body: &'a Bytes,
 }
 

@@ -8,14 +8,17 @@ use serde::de::DeserializeOwned;
 use super::{Call, MethodInfo, Transport};
 use crate::codec::Codec;
 use crate::error::Error;
+use crate::security::Credential;
 
 /// Per-client call options (generated clients carry one).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CallOptions {
     /// Codec for requests; `None` means [`Codec::Postcard`].
     pub codec: Option<Codec>,
     /// Timeout per call; `None` uses the transport's default.
     pub timeout: Option<Duration>,
+    /// Who the calls say they come from; `None` sends none.
+    pub credential: Option<Credential>,
 }
 
 /// Encodes `args`, sends them to `method` over `transport`, and decodes the answer into the
@@ -35,7 +38,8 @@ where
 {
     let codec = options.codec.unwrap_or_default();
     let body = codec.encode(args)?;
-    let call = Call { method, hash_key, codec, body, timeout: options.timeout };
+    let credential = options.credential.as_ref().map(Credential::bytes);
+    let call = Call { method, hash_key, codec, body, timeout: options.timeout, credential };
     let reply = transport.call(call).await.map_err(Error::widen)?;
     if reply.app_error {
         Err(Error::Application(reply.codec.decode(&reply.body)?))

@@ -45,6 +45,8 @@ pub struct Call {
     /// Per-call timeout; the effective deadline is the earlier of this and the current
     /// [`crate::Context`]'s deadline.
     pub timeout: Option<Duration>,
+    /// The caller's credential, sent as metadata; opaque to the transport.
+    pub credential: Option<Bytes>,
 }
 
 /// An answer from a handler that ran: its value, or its application error.

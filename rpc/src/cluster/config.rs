@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::client::ClientConfig;
 
 /// Settings of a [`super::Cluster`]. Every field has a default suited to a LAN.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct ClusterConfig {
     /// How calls are spread over the nodes.

@@ -224,11 +224,11 @@ impl Transport for Cluster {
         // The earlier of the call's own timeout and the caller's deadline bounds every attempt
         // and every backoff: no hop waits past its caller's deadline.
         let own = started + call.timeout.unwrap_or(inner.config.client.default_timeout);
-        let deadline = Context::current().deadline.map_or(own, |inherited| inherited.min(own));
+        let deadline = Context::inherited().0.map_or(own, |inherited| inherited.min(own));
         call.timeout = Some(deadline.saturating_duration_since(started));
         let mut tried = Tried::default();
         let mut picked = inner.pick(call.hash_key, started, &mut tried).ok_or_else(|| inner.no_endpoint())?;
-        if !inner.retry.applies_to(&call.method) {
+        if !inner.retry.enabled() {
             return picked.call(call, started).await;
         }
         inner.retry.deposit();

@@ -10,8 +10,12 @@ use crate::error::Error;
 
 /// Decides whether a failed attempt may be tried again, and holds the cluster's retry budget.
 ///
-/// The budget is tower's [`TpsBudget`]: every idempotent call deposits, every retry withdraws,
-/// deposits expire after the window. With a ratio of 0.1 a cluster that fails completely sends at
+/// Idempotent calls are retried after any failure of the node; every call, idempotent or not, is
+/// retried when it never reached a server (no connection could be made or secured, or the
+/// server was going away): that cannot apply it twice.
+///
+/// The budget is tower's [`TpsBudget`]: every call deposits, every retry withdraws, deposits
+/// expire after the window. With a ratio of 0.1 a cluster that fails completely sends at
 /// most 10% more calls than it was asked to (plus `budget_min_per_sec`), never a retry storm.
 #[derive(Debug)]
 pub(crate) struct RetryPolicy {
@@ -33,9 +37,9 @@ impl RetryPolicy {
         }
     }
 
-    /// Whether calls of `method` may ever be retried (then they pay into the budget).
-    pub(crate) fn applies_to(&self, method: &MethodInfo) -> bool {
-        method.idempotent && self.max_attempts > 1
+    /// Whether calls may be retried at all (then they pay into the budget).
+    pub(crate) fn enabled(&self) -> bool {
+        self.max_attempts > 1
     }
 
     /// Counts a call toward the budget.
@@ -45,9 +49,15 @@ impl RetryPolicy {
 
     /// Whether an attempt that failed with `error`, after `attempts` attempts, may be retried:
     /// only failures of the node (or calls it never ran), never application or codec errors.
-    /// The method must be idempotent: a call that timed out may have been applied.
+    /// Those must be idempotent (a call that timed out may have been applied), unless the call
+    /// never reached a server at all.
     pub(crate) fn may_retry(&self, method: &MethodInfo, error: &Error, attempts: u32) -> bool {
-        self.applies_to(method) && attempts < self.max_attempts && (error.is_node_failure() || error.not_executed())
+        let retryable = if method.idempotent {
+            error.is_node_failure() || error.not_executed()
+        } else {
+            error.never_reached_server()
+        };
+        self.enabled() && attempts < self.max_attempts && retryable
     }
 
     /// Takes one retry from the budget; `false` (and a metric) when it is spent.
@@ -76,6 +86,9 @@ mod tests {
         assert!(policy.may_retry(&IDEMPOTENT, &Error::Overloaded, 2));
         assert!(!policy.may_retry(&IDEMPOTENT, &Error::Overloaded, 3), "max_attempts is 3");
         assert!(!policy.may_retry(&NOT_IDEMPOTENT, &Error::Overloaded, 1));
+        assert!(!policy.may_retry(&NOT_IDEMPOTENT, &lost, 1), "a lost connection may have run it");
+        let refused = Error::Transport(TransportError::Connect { addr: "x".into(), reason: "handshake".into() });
+        assert!(policy.may_retry(&NOT_IDEMPOTENT, &refused, 1), "it never reached a server");
         let codec = Error::Codec(crate::CodecError { codec: Default::default(), message: "bad".into() });
         assert!(!policy.may_retry(&IDEMPOTENT, &codec, 1));
     }

@@ -12,9 +12,9 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio::task::{AbortHandle, JoinHandle};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{Request, Response, Shared};
@@ -22,6 +22,7 @@ use crate::codec::Codec;
 use crate::context::Context;
 use crate::frame::{Frame, Kind, Status, encode_control, encode_response};
 use crate::outbox::Outbox;
+use crate::security::{self, Reader, Side};
 use crate::sync::lock;
 
 /// State of one connection, shared by its reader and its handler tasks.
@@ -41,22 +42,40 @@ struct Conn {
     /// pings is idle).
     last_request_ms: AtomicU64,
     epoch: Instant,
+    /// Cancelled when the peer stopped reading its answers (the outbox overflowed): the
+    /// connection is dropped at once, unflushed.
+    cut_off: CancellationToken,
 }
 
 /// Serves one accepted connection until it ends, then waits for its handlers and flushes.
 pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, _slot: OwnedSemaphorePermit) {
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let _ = stream.set_nodelay(true);
-    let (reader, writer) = stream.into_split();
+    // Nothing is read as a frame until TLS and the key handshake have passed.
+    let config = &shared.config;
+    let secured =
+        tokio::time::timeout(config.handshake_timeout, security::split(stream, &config.security, Side::Server));
+    let (reader, writer) = match secured.await {
+        Ok(Ok(halves)) => halves,
+        Ok(Err(err)) => {
+            tracing::warn!(%peer, %err, "refusing a connection that failed the handshake");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(%peer, timeout = ?config.handshake_timeout, "refusing a connection that did not complete the handshake");
+            return;
+        }
+    };
     let conn = Arc::new(Conn {
+        outbox: Outbox::with_limit(shared.config.max_buffered_bytes),
         shared,
-        outbox: Outbox::new(),
         handlers: Mutex::new(HashMap::new()),
         in_flight: AtomicUsize::new(0),
         idle: Notify::new(),
         draining: AtomicBool::new(false),
         last_request_ms: AtomicU64::new(0),
         epoch: Instant::now(),
+        cut_off: CancellationToken::new(),
     });
     let mut writer = AbortOnDrop(tokio::spawn({
         let conn = conn.clone();
@@ -69,6 +88,11 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, _slot: OwnedSe
     // If this task is aborted (server killed or drain timeout), the handlers go with it.
     let _handlers = AbortHandlersOnDrop(conn.clone());
     let reason = conn.read_loop(reader).await;
+    if conn.cut_off.is_cancelled() {
+        // Its answers would never be read: drop handlers, buffer and socket now.
+        tracing::warn!(%peer, limit = conn.shared.config.max_buffered_bytes, "cutting off a peer that does not read its answers");
+        return;
+    }
     tracing::debug!(%peer, %reason, "connection ending");
     conn.drained().await;
     conn.outbox.close();
@@ -76,12 +100,15 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, _slot: OwnedSe
 }
 
 impl Conn {
-    async fn read_loop(self: &Arc<Self>, mut reader: OwnedReadHalf) -> String {
+    async fn read_loop(self: &Arc<Self>, mut reader: Reader) -> String {
         let config = &self.shared.config;
         let mut buf = BytesMut::with_capacity(64 * 1024);
         let shutdown = self.shared.shutdown.clone();
         let shutdown = shutdown.cancelled();
         tokio::pin!(shutdown);
+        let cut_off = self.cut_off.clone();
+        let cut_off = cut_off.cancelled();
+        tokio::pin!(cut_off);
         let mut ticker =
             tokio::time::interval((config.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)));
         let mut draining_since: Option<Instant> = None;
@@ -91,6 +118,7 @@ impl Conn {
             }
             tokio::select! {
                 biased;
+                () = &mut cut_off => return "the peer stopped reading".into(),
                 () = &mut shutdown, if draining_since.is_none() => {
                     self.start_draining();
                     draining_since = Some(Instant::now());
@@ -179,7 +207,7 @@ impl Conn {
             return self.respond(id, frame.codec, &Response::failure(Status::UnknownService, message));
         };
         let deadline = meta.deadline_us.map(|us| received_at + Duration::from_micros(us));
-        let ctx = Context { deadline, trace_id: meta.trace_id };
+        let ctx = Context { deadline, trace_id: meta.trace_id, credential: meta.credential };
         let span = tracing::info_span!("rpc", service = %meta.service, method = %meta.method, trace_id = %TraceId(meta.trace_id));
         let Some(handler) = service.call(&meta.method, Request { codec, body }) else {
             let message = format!("service {:?} has no method {:?}", &meta.service[..], &meta.method[..]);
@@ -200,7 +228,11 @@ impl Conn {
     }
 
     fn respond(&self, id: u64, codec: u8, response: &Response) {
-        self.outbox.push(|buf| encode_response(buf, id, codec, response.status, &response.body));
+        if !self.outbox.push(|buf| encode_response(buf, id, codec, response.status, &response.body))
+            && self.outbox.overflowed()
+        {
+            self.cut_off.cancel();
+        }
     }
 
     fn start_draining(&self) {
@@ -261,6 +293,9 @@ impl InFlight {
             // Ids must be unique among a connection's calls in flight, or Cancel could stop the
             // wrong one.
             return Err(Response::failure(Status::BadRequest, format!("request id {id} is already in flight")));
+        }
+        if conn.in_flight.load(Ordering::Acquire) >= conn.shared.config.max_in_flight_per_connection {
+            return Err(Response::failure(Status::Overloaded, "in-flight limit of this connection reached"));
         }
         let server = &conn.shared.in_flight;
         if server.fetch_add(1, Ordering::AcqRel) >= conn.shared.config.max_in_flight {

@@ -231,9 +231,13 @@ pub struct TestNode {
 
 impl TestNode {
     pub async fn spawn(id: u32) -> TestNode {
+        TestNode::spawn_with(id, ServerConfig::default()).await
+    }
+
+    pub async fn spawn_with(id: u32, config: ServerConfig) -> TestNode {
         let switch = Arc::new(Switch::default());
         let lab = LabServer::new(LabImpl { id, ..Default::default() });
-        let handle = Server::new(ServerConfig::default())
+        let handle = Server::new(config)
             .add_service(Switchable { inner: lab, switch: switch.clone() })
             .spawn("127.0.0.1:0")
             .await
