@@ -12,10 +12,10 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p user-service -p stock-service -p order-service -p gateway \
+    cargo build --release --locked -p user-service -p stock-service -p order-service -p gateway -p platform \
     && mkdir /out \
     && cd target/release \
-    && cp user-service stock-service order-service order-worker gateway /out/
+    && cp user-service stock-service order-service order-worker gateway seckill-certs /out/
 
 # The same Debian release as the builder, so the binaries find the glibc they were linked against.
 FROM debian:trixie-slim
@@ -26,6 +26,6 @@ RUN apt-get update \
 RUN useradd --system --no-create-home --uid 10001 seckill
 COPY --from=builder /out/ /usr/local/bin/
 USER seckill
-# RPC 7001-7003, metrics 9101-9104, the gateway's HTTP 8080.
-EXPOSE 7001 7002 7003 8080 9101 9102 9103 9104
+# RPC 7001-7003, metrics 9100-9104, the gateway's HTTP 8080.
+EXPOSE 7001 7002 7003 8080 9100 9101 9102 9103 9104
 CMD ["gateway"]

@@ -13,6 +13,14 @@ use yaml_serde::Value;
 #[derive(Deserialize)]
 struct Compose {
     services: BTreeMap<String, Service>,
+    #[serde(default)]
+    networks: BTreeMap<String, Option<Network>>,
+}
+
+#[derive(Deserialize)]
+struct Network {
+    #[serde(default)]
+    internal: bool,
 }
 
 #[derive(Deserialize)]
@@ -28,6 +36,8 @@ struct Service {
     ports: Vec<String>,
     #[serde(default)]
     depends_on: BTreeMap<String, Value>,
+    #[serde(default)]
+    networks: Vec<String>,
 }
 
 /// A program's settings, keyed by variable name, in stack.conf's order of programs.
@@ -108,8 +118,13 @@ fn url_host(value: &str) -> Option<&str> {
     split_at_host(value).map(|(_, host, _)| host)
 }
 
-/// A value with the host of a URL replaced by a placeholder, so both sides compare equal.
+/// A value with the host of a URL replaced by a placeholder, so both sides compare equal; a bind
+/// address (`0.0.0.0:7001` in a container's private network, `127.0.0.1:7001` on a developer's
+/// machine) likewise.
 fn without_host(value: &str) -> String {
+    if let Some(port) = value.strip_prefix("0.0.0.0:").or_else(|| value.strip_prefix("127.0.0.1:")) {
+        return format!("<bind>:{port}");
+    }
     match split_at_host(value) {
         Some((before, _, after)) => format!("{before}<host>{after}"),
         None => value.to_owned(),
@@ -218,6 +233,43 @@ fn dev_up_and_the_image_build_the_same_packages() {
 }
 
 #[test]
+fn dev_up_listens_on_loopback_only() {
+    for (name, local) in stack() {
+        for (key, value) in local.iter().filter(|(key, _)| key.ends_with("LISTEN")) {
+            assert!(value.starts_with("127.0.0.1:"), "stack.conf: {name} {key}={value} is reachable from outside");
+        }
+    }
+}
+
+#[test]
+fn compose_publishes_the_gateway_only_and_keeps_the_rest_on_an_internal_network() {
+    let compose = compose();
+    let backend = compose.networks.get("backend").and_then(Option::as_ref).expect("a `backend` network");
+    assert!(backend.internal, "the backend network is internal: no way in from outside");
+    for (name, service) in &compose.services {
+        if name == "gateway" {
+            assert!(service.networks.contains(&"backend".to_owned()) && service.networks.len() == 2, "{name}");
+            assert_eq!(service.ports.len(), 1, "the gateway publishes its public port only");
+            assert!(service.ports[0].starts_with("127.0.0.1:"), "published on loopback: {:?}", service.ports);
+        } else {
+            assert_eq!(service.networks, ["backend"], "{name} is on the internal network only");
+            assert!(service.ports.is_empty(), "{name} publishes {:?}", service.ports);
+        }
+    }
+}
+
+#[test]
+fn every_program_runs_in_development_explicitly_with_one_cluster_key() {
+    let stack = stack();
+    let keys: BTreeSet<&String> = stack.iter().filter_map(|(_, settings)| settings.get("SECKILL_RPC__KEY")).collect();
+    assert_eq!(keys.len(), 1, "one cluster key for all: {keys:?}");
+    for (name, settings) in &stack {
+        assert_eq!(settings.get("SECKILL_ENV").map(String::as_str), Some("development"), "{name}");
+        assert!(settings.contains_key("SECKILL_RPC__KEY"), "{name} has no SECKILL_RPC__KEY");
+    }
+}
+
+#[test]
 fn compose_values_take_their_defaults_and_hosts_are_ignored() {
     let value = |text: &str| Value::String(text.to_owned());
     assert_eq!(compose_value("K", &value("${A:-x}")), "x");
@@ -228,6 +280,7 @@ fn compose_values_take_their_defaults_and_hosts_are_ignored() {
     assert_eq!(url_host("0.0.0.0:7001"), None);
     assert_eq!(without_host("postgres://postgres@postgres:5432/seckill"), "postgres://postgres@<host>:5432/seckill");
     assert_eq!(without_host("redis://redis"), "redis://<host>");
+    assert_eq!(without_host("0.0.0.0:7001"), without_host("127.0.0.1:7001"));
 }
 
 #[test]

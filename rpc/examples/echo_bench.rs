@@ -7,7 +7,11 @@
 //! For each system: one echo server and its load share a tokio runtime in this process and talk
 //! over loopback TCP. `--conns` connections, `--concurrency` tasks each calling in a loop
 //! (task i uses connection i mod conns). After `--warmup` seconds, calls are counted and their
-//! latencies recorded for `--seconds`. One line per system, then the ratio.
+//! latencies recorded for `--seconds`. One line per system, then the ratios.
+//!
+//! `--auth` adds a run with the production setup of the system's own calls: connections opened
+//! with the cluster-key handshake, and every call carrying a 51-byte identity credential.
+//! `--tls` adds the same inside mutual TLS (a development CA made for the run).
 
 mod measure;
 
@@ -43,6 +47,20 @@ struct Args {
     /// Runtime worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Also run with authenticated connections and a credential on every call.
+    #[arg(long)]
+    auth: bool,
+    /// Also run with authenticated connections inside mutual TLS.
+    #[arg(long)]
+    tls: bool,
+}
+
+/// How our RPC's connections are set up in one run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Setup {
+    Plain,
+    Auth,
+    Tls,
 }
 
 #[rpc::service]
@@ -107,13 +125,25 @@ fn main() -> anyhow::Result<()> {
     }
     let runtime = builder.enable_all().build()?;
     runtime.block_on(async {
-        let ours = run_seckill(&args).await?;
-        report("seckill-rpc", &ours);
+        let mut runs = vec![("seckill-rpc", run_seckill(&args, Setup::Plain).await?)];
+        report(runs[0].0, &runs[0].1);
+        for (wanted, setup, name) in
+            [(args.auth, Setup::Auth, "seckill-rpc-auth"), (args.tls, Setup::Tls, "seckill-rpc-tls")]
+        {
+            if wanted {
+                let outcome = run_seckill(&args, setup).await?;
+                report(name, &outcome);
+                runs.push((name, outcome));
+            }
+        }
         if let Some(other) = &args.compare {
             anyhow::ensure!(other == "tarpc", "--compare only knows tarpc");
             let theirs = run_tarpc(&args).await?;
             report("tarpc", &theirs);
-            println!("ratio_qps_vs_tarpc={:.2}", ours.qps / theirs.qps);
+            for (name, ours) in &runs {
+                let setup = name.strip_prefix("seckill-rpc-").map(|setup| format!("{setup}_")).unwrap_or_default();
+                println!("ratio_{setup}qps_vs_tarpc={:.2}", ours.qps / theirs.qps);
+            }
         }
         Ok(())
     })
@@ -126,15 +156,27 @@ fn report(system: &str, outcome: &Outcome) {
     }
 }
 
-async fn run_seckill(args: &Args) -> anyhow::Result<Outcome> {
-    let server = rpc::Server::new(rpc::ServerConfig::default())
-        .add_service(EchoServer::new(EchoImpl))
-        .spawn("127.0.0.1:0")
-        .await?;
-    let config = rpc::ClientConfig { connections: args.conns, ..Default::default() };
+async fn run_seckill(args: &Args, setup: Setup) -> anyhow::Result<Outcome> {
+    let key = rpc::ClusterKey::new("the echo benchmark's cluster key, 32+ bytes");
+    let security = match setup {
+        Setup::Plain => rpc::Security::default(),
+        Setup::Auth => rpc::Security::with_key(key),
+        Setup::Tls => {
+            let ca = rpc::DevelopmentCa::new("echo bench CA")?;
+            rpc::Security { key: Some(key), tls: Some(ca.tls()?) }
+        }
+    };
+    let server_config = rpc::ServerConfig { security: security.clone(), ..Default::default() };
+    let server = rpc::Server::new(server_config).add_service(EchoServer::new(EchoImpl)).spawn("127.0.0.1:0").await?;
+    let config = rpc::ClientConfig { connections: args.conns, security, ..Default::default() };
     let channel = rpc::Channel::new(server.local_addr().to_string(), config);
     // One channel with `conns` connections: calls are spread over them round robin.
-    let client = Arc::new(EchoClient::new(channel));
+    let mut client = EchoClient::new(channel);
+    if setup != Setup::Plain {
+        // The size of the identity token the services' calls carry.
+        client = client.with_credential(rpc::Credential::Fixed(bytes::Bytes::from(vec![0x5a; 51])));
+    }
+    let client = Arc::new(client);
     let outcome = drive(args, |_task| client.clone()).await;
     server.shutdown().await;
     Ok(outcome)

@@ -153,12 +153,19 @@ async fn a_crashed_node_leaves_every_client_within_the_ttl_and_then_no_call_fail
 struct PrivateRedis {
     port: u16,
     child: Option<Child>,
+    extra: Vec<String>,
 }
 
 impl PrivateRedis {
     fn start() -> PrivateRedis {
+        PrivateRedis::start_with(&[])
+    }
+
+    /// With extra `redis-server` arguments (a password, say).
+    fn start_with(extra: &[&str]) -> PrivateRedis {
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        let mut redis = PrivateRedis { port, child: None };
+        let extra = extra.iter().map(|arg| arg.to_string()).collect();
+        let mut redis = PrivateRedis { port, child: None, extra };
         redis.restart();
         redis
     }
@@ -170,6 +177,7 @@ impl PrivateRedis {
     fn restart(&mut self) {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is installed");
@@ -238,4 +246,36 @@ async fn calls_go_on_over_the_cached_list_while_redis_is_down_and_discovery_reco
     for _ in 0..100 {
         lab.record().await.expect("call");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_redis_with_a_password_or_an_acl_user_works_through_the_url() {
+    let redis = PrivateRedis::start_with(&["--requirepass", "default-secret"]);
+    let config = RedisRegistryConfig { prefix: unique_prefix("auth"), ..Default::default() };
+    let url = |userinfo: &str| format!("redis://{userinfo}@127.0.0.1:{}", redis.port);
+    // Without the password the registry cannot even connect.
+    let refused = RedisRegistry::connect(redis::Client::open(redis.url()).unwrap(), config.clone()).await;
+    assert!(refused.is_err(), "an unauthenticated registry must not connect");
+    // The default user's password, then an ACL user of its own with only what a registry needs.
+    let admin = connect(&url(":default-secret"), &config).await;
+    let mut conn =
+        redis::Client::open(url(":default-secret")).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "registry", "on", ">registry-secret", "resetkeys", &format!("~{}:*", config.prefix)])
+        .arg(&["resetchannels", &format!("&{}:*", config.prefix), "+@all", "-@dangerous"])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let scoped = connect(&url("registry:registry-secret"), &config).await;
+    let node = TestNode::spawn(1).await;
+    let _registration = scoped.register(Instance::new("Lab", node.addr)).await.expect("register as the ACL user");
+    let mut discovery = admin.discover("Lab");
+    discovery.ready().await;
+    assert_eq!(discovery.instances().len(), 1);
+    // The ACL user is confined to the registry's keys.
+    let mut scoped_conn =
+        redis::Client::open(url("registry:registry-secret")).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let outside: redis::RedisResult<Option<String>> =
+        redis::cmd("GET").arg("sk:restock").query_async(&mut scoped_conn).await;
+    assert!(outside.is_err(), "a key outside the registry's prefix is refused");
 }

@@ -90,14 +90,18 @@ impl std::fmt::Debug for RedisRegistry {
 
 impl RedisRegistry {
     /// Connects to Redis through `client` and starts the discovery watcher. Fails if Redis cannot
-    /// be reached now; once connected, outages are survived (see the module docs).
+    /// be reached now, or refuses us (a password or an ACL user goes in the URL:
+    /// `redis://user:password@host:6379`); once connected, outages are survived (see the module
+    /// docs).
     pub async fn connect(client: redis::Client, config: RedisRegistryConfig) -> redis::RedisResult<RedisRegistry> {
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.command_timeout))
             .set_response_timeout(Some(config.command_timeout))
             .set_number_of_retries(2)
             .set_max_delay(config.command_timeout);
-        let conn = client.get_connection_manager_with_config(manager_config).await?;
+        let mut conn = client.get_connection_manager_with_config(manager_config).await?;
+        // A server that wants a password accepts the connection and refuses the first command.
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
         let keys = Keys { prefix: config.prefix.clone() };
         let (watch, feeds) = mpsc::unbounded_channel();
         tokio::spawn(watcher::run(watcher::Watcher::new(conn.clone(), client, keys.clone(), config.clone()), feeds));
