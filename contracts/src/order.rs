@@ -125,10 +125,13 @@ pub enum OrderError {
 /// token says: nobody can place or read for another user.
 #[rpc::service]
 pub trait OrderService {
-    /// Reserves a unit for the calling user, then hands the order to the broker
-    /// (publisher-confirmed). Only a confirmed message yields a ticket; otherwise the unit is
-    /// released and `Unavailable` returned. Users only.
-    async fn place(&self, goods_id: i64) -> Result<Ticket, OrderError>;
+    /// Reserves a unit for the calling user under `ticket` (chosen by the caller, fresh per
+    /// purchase attempt), then hands the order to the broker (publisher-confirmed). Only a
+    /// confirmed message yields a ticket; otherwise the unit is released and `Unavailable`
+    /// returned. Idempotent per ticket, so a call cut off with its node can be repeated on
+    /// another one: the same ticket never takes a second unit nor makes a second order. Users only.
+    #[rpc(idempotent)]
+    async fn place(&self, goods_id: i64, ticket: Uuid) -> Result<Ticket, OrderError>;
     /// Where the calling user's purchase of this goods stands. Users only.
     #[rpc(idempotent)]
     async fn result(&self, goods_id: i64) -> Result<OrderResult, OrderError>;

@@ -89,7 +89,10 @@ pub enum ReleaseScope {
 pub enum ReleaseOutcome {
     /// The unit went back on sale and the user may buy again.
     Released,
-    /// Nothing to release (already released, claimed when only unclaimed was asked, or another ticket).
+    /// The ticket's hold is claimed by a worker (its order is being written): left alone, since
+    /// only unclaimed holds were to go.
+    Claimed,
+    /// This ticket holds nothing (already released, lost with Redis data, or another ticket's).
     NotHeld,
 }
 
@@ -206,9 +209,10 @@ pub trait StockService {
     /// Stock in PostgreSQL and Redis, and the holds. Admins and services.
     #[rpc(idempotent)]
     async fn stock_level(&self, goods_id: i64) -> Result<StockLevel, StockError>;
-    /// Unclaimed reservations made before `before_ms` (ms since the epoch). Services only.
+    /// Unclaimed reservations older than `older_than_ms`, by Redis's clock (the one that stamped
+    /// them: no other host's clock is compared with it). Services only.
     #[rpc(idempotent)]
-    async fn stale_reservations(&self, goods_id: i64, before_ms: i64) -> Result<Vec<Reservation>, StockError>;
+    async fn stale_reservations(&self, goods_id: i64, older_than_ms: i64) -> Result<Vec<Reservation>, StockError>;
     /// Rebuilds a sale state that Redis lost, from PostgreSQL: stock = the database stock
     /// (initial - orders), each user with an order a (claimed) buyer. Does nothing if the state is
     /// present, or if the goods was never warmed up. Services only.

@@ -99,8 +99,9 @@ impl<T: Transport> Reconciler<T> {
                 }
                 continue;
             }
-            let before_ms = (now - self.grace).timestamp_millis();
-            for hold in self.stock.stale_reservations(goods.goods_id, before_ms).await? {
+            // Ages by Redis's clock, which stamped the reservations: this host's clock may differ.
+            let grace_ms = i64::try_from(self.grace.as_millis()).unwrap_or(i64::MAX);
+            for hold in self.stock.stale_reservations(goods.goods_id, grace_ms).await? {
                 let ticketed =
                     self.results.get(goods.goods_id, hold.user_id).await?.is_some_and(|r| r.ticket == hold.ticket);
                 if ticketed {

@@ -1,6 +1,7 @@
-//! Order results in Redis, for polling: one hash per goods, user id → `q:<ticket>` (queued),
-//! `s:<ticket>:<order id>` (success) or `f:<ticket>:<reason>` (failed). Each entry names its
-//! ticket, so a late "queued" never hides the final outcome of the same ticket.
+//! Order results in Redis, for polling: one hash per goods, user id → `q:<ticket>:<ms>` (queued
+//! at that Redis time), `s:<ticket>:<order id>` (success) or `f:<ticket>:<reason>` (failed).
+//! Each entry names its ticket, so a late "queued" never hides the final outcome of the same
+//! ticket.
 
 use contracts::keyspace::Keyspace;
 use contracts::order::OrderResult;
@@ -8,13 +9,16 @@ use deadpool_redis::Pool;
 use deadpool_redis::redis::{self, Script};
 use uuid::Uuid;
 
-/// Sets `queued` unless the entry already holds an outcome of this very ticket (a fast worker).
+/// Sets `queued` (with Redis's time) unless the entry already holds an outcome of this very
+/// ticket (a fast worker).
 const MARK_QUEUED: &str = r"
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current and string.sub(current, 3, 38) == ARGV[2] then
   return 0
 end
-redis.call('HSET', KEYS[1], ARGV[1], 'q:' .. ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+redis.call('HSET', KEYS[1], ARGV[1], 'q:' .. ARGV[2] .. ':' .. now)
 return 1";
 
 /// Records final outcomes of one goods without ever hiding a newer ticket's outcome: a success
@@ -64,6 +68,8 @@ pub struct Recorded {
     pub ticket: Uuid,
     /// Its state.
     pub result: OrderResult,
+    /// For a queued ticket: how long it has been queued (by Redis's clock), when known.
+    pub queued_for_ms: Option<i64>,
 }
 
 /// The results store.
@@ -138,23 +144,32 @@ impl Results {
     /// What is recorded for this user and goods, if anything.
     pub async fn get(&self, goods_id: i64, user_id: i64) -> redis::RedisResult<Option<Recorded>> {
         let mut conn = self.redis.get().await.map_err(to_redis)?;
-        let entry: Option<String> =
-            redis::cmd("HGET").arg(self.key(goods_id)).arg(user_id).query_async(&mut *conn).await?;
-        Ok(entry.as_deref().and_then(parse))
+        let ((seconds, micros), entry): ((i64, i64), Option<String>) =
+            redis::pipe().cmd("TIME").cmd("HGET").arg(self.key(goods_id)).arg(user_id).query_async(&mut *conn).await?;
+        Ok(entry.as_deref().and_then(|entry| parse_at(entry, seconds * 1000 + micros / 1000)))
     }
 }
 
 fn parse(entry: &str) -> Option<Recorded> {
+    parse_at(entry, 0)
+}
+
+/// Parses an entry as of `now_ms` (Redis time), which ages a queued one.
+fn parse_at(entry: &str, now_ms: i64) -> Option<Recorded> {
     let (state, rest) = entry.split_once(':')?;
     let ticket: Uuid = rest.get(..36)?.parse().ok()?;
     let detail = rest.get(37..).unwrap_or_default();
+    let mut queued_for_ms = None;
     let result = match state {
-        "q" => OrderResult::Queued { ticket },
+        "q" => {
+            queued_for_ms = detail.parse::<i64>().ok().filter(|_| now_ms > 0).map(|at| now_ms - at);
+            OrderResult::Queued { ticket }
+        }
         "s" => OrderResult::Success { order_id: detail.parse().ok()? },
         "f" => OrderResult::Failed { reason: detail.to_owned() },
         _ => return None,
     };
-    Some(Recorded { ticket, result })
+    Some(Recorded { ticket, result, queued_for_ms })
 }
 
 fn to_redis(err: deadpool_redis::PoolError) -> redis::RedisError {
@@ -173,8 +188,14 @@ mod tests {
         let failed = parse(&format!("f:{ticket}:sold out: at the database")).unwrap();
         assert_eq!(
             failed,
-            Recorded { ticket, result: OrderResult::Failed { reason: "sold out: at the database".into() } }
+            Recorded {
+                ticket,
+                result: OrderResult::Failed { reason: "sold out: at the database".into() },
+                queued_for_ms: None
+            }
         );
+        let queued = parse_at(&format!("q:{ticket}:1000"), 4_500).unwrap();
+        assert_eq!((queued.result, queued.queued_for_ms), (OrderResult::Queued { ticket }, Some(3_500)));
         assert_eq!(parse("x:garbage"), None);
     }
 }

@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::broker::Publisher;
-use crate::results::Results;
+use crate::results::{Outcome, Results, TicketOutcome};
 use crate::store;
 
 /// The order service. Cheap to clone (its parts are handles).
@@ -22,6 +22,7 @@ pub(crate) struct Orders<T> {
     publisher: Arc<Publisher>,
     results: Results,
     identities: Identities,
+    orphan_check: Duration,
 }
 
 impl<T: Clone> Clone for Orders<T> {
@@ -32,9 +33,14 @@ impl<T: Clone> Clone for Orders<T> {
             publisher: self.publisher.clone(),
             results: self.results.clone(),
             identities: self.identities.clone(),
+            orphan_check: self.orphan_check,
         }
     }
 }
+
+/// A ticket queued this long (by Redis's clock) is checked against PostgreSQL when polled: far
+/// longer than a batch takes, so polls during a normal sale never reach the database.
+const QUEUED_CHECK_AFTER_MS: i64 = 3_000;
 
 /// Time kept back from the caller's deadline for answering it.
 const ANSWER_MARGIN: Duration = Duration::from_millis(100);
@@ -47,8 +53,9 @@ impl<T: Transport + Clone> Orders<T> {
         publisher: Publisher,
         results: Results,
         identities: Identities,
+        orphan_check: Duration,
     ) -> Self {
-        Orders { pool, stock, publisher: Arc::new(publisher), results, identities }
+        Orders { pool, stock, publisher: Arc::new(publisher), results, identities, orphan_check }
     }
 
     /// Who the call being served comes from.
@@ -65,15 +72,27 @@ impl<T: Transport + Clone> Orders<T> {
     }
 
     /// Reserve, publish, confirm, and on failure release: always all of it, so that a unit taken
-    /// ends either behind a queued ticket or back on sale.
+    /// ends either behind a queued ticket or back on sale. Safe to repeat with the same ticket
+    /// (another node retrying a call this one may have half done): the reserve is idempotent per
+    /// ticket and the workers write one order per ticket however often its message comes.
     async fn place_to_completion(
         &self,
         user_id: i64,
         goods_id: i64,
+        ticket: Uuid,
         budget: Option<Duration>,
     ) -> Result<Ticket, OrderError> {
-        let ticket = Uuid::new_v4();
-        let price_cents = match self.stock.reserve(goods_id, user_id, ticket).await.map_err(stock_failure)? {
+        let reserved = match self.stock.reserve(goods_id, user_id, ticket).await {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                if !matches!(err, rpc::Error::Application(_)) && !err.not_executed() {
+                    // The reserve may have been applied without its answer reaching us.
+                    self.release_if_orphaned_later(goods_id, user_id, ticket);
+                }
+                return Err(stock_failure(err));
+            }
+        };
+        let price_cents = match reserved {
             ReserveOutcome::Reserved { price_cents, .. } => price_cents,
             ReserveOutcome::Duplicate => return Err(OrderError::Duplicate),
             ReserveOutcome::SoldOut => return Err(OrderError::SoldOut),
@@ -89,9 +108,17 @@ impl<T: Transport + Clone> Orders<T> {
             match self.stock.release(goods_id, user_id, ticket, ReleaseScope::Unclaimed).await {
                 Ok(ReleaseOutcome::Released) => {}
                 // A worker already claimed it: the broker did store the message after all.
-                Ok(ReleaseOutcome::NotHeld) => return Ok(self.queued(ticket, user_id, goods_id).await),
-                // The reconciler releases it after its grace period.
-                Err(release) => tracing::error!(%ticket, %release, "release failed; the reconciler will release it"),
+                Ok(ReleaseOutcome::Claimed) => return Ok(self.queued(ticket, user_id, goods_id).await),
+                // Nothing is held any more (released meanwhile, or lost with Redis data): if the
+                // message did get through, its worker finds no reservation and fails it.
+                Ok(ReleaseOutcome::NotHeld) => {
+                    tracing::warn!(%ticket, "the reservation was gone after an unconfirmed publish")
+                }
+                // Released later, or by the reconciler after its grace period.
+                Err(release) => {
+                    tracing::error!(%ticket, %release, "release failed; retrying later");
+                    self.release_if_orphaned_later(goods_id, user_id, ticket);
+                }
             }
             metrics::counter!("orders_placed_total", "outcome" => "unconfirmed").increment(1);
             return Err(OrderError::Unavailable(
@@ -99,6 +126,34 @@ impl<T: Transport + Clone> Orders<T> {
             ));
         }
         Ok(self.queued(ticket, user_id, goods_id).await)
+    }
+
+    /// After `orphan_check`, gives back what `ticket` still holds unclaimed, unless it was queued
+    /// meanwhile (a retry of the same ticket got through): a reserve whose answer was lost, or a
+    /// release that failed, does not wait for the reconciler's grace period.
+    fn release_if_orphaned_later(&self, goods_id: i64, user_id: i64, ticket: Uuid) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut backoff = rpc::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+            tokio::time::sleep(this.orphan_check).await;
+            for _ in 0..10 {
+                match this.results.get(goods_id, user_id).await {
+                    Ok(Some(recorded)) if recorded.ticket == ticket => return,
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(%ticket, %err, "results unreadable; checking the hold anyway"),
+                }
+                match this.stock.release(goods_id, user_id, ticket, ReleaseScope::Unclaimed).await {
+                    Ok(ReleaseOutcome::Released) => {
+                        tracing::warn!(%ticket, "released the unit of a reservation nobody placed");
+                        return;
+                    }
+                    Ok(ReleaseOutcome::Claimed | ReleaseOutcome::NotHeld) => return,
+                    Err(err) => tracing::warn!(%ticket, %err, "orphan release failed; retrying"),
+                }
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+            tracing::error!(%ticket, "orphan release kept failing; the reconciler will release it");
+        });
     }
 
     async fn queued(&self, ticket: Uuid, user_id: i64, goods_id: i64) -> Ticket {
@@ -133,20 +188,34 @@ fn database_failure(err: sqlx::Error) -> OrderError {
 }
 
 impl<T: Transport + Clone> OrderService for Orders<T> {
-    async fn place(&self, goods_id: i64) -> Result<Ticket, OrderError> {
+    async fn place(&self, goods_id: i64, ticket: Uuid) -> Result<Ticket, OrderError> {
         let user_id = self.buyer()?;
         // A task of its own: if the caller gives up (its Cancel aborts this handler), the
         // reservation still ends queued or released, never half-way.
         let this = self.clone();
         let ctx = rpc::Context::current();
         let budget = ctx.remaining();
-        let placing = tokio::spawn(ctx.scope(async move { this.place_to_completion(user_id, goods_id, budget).await }));
+        let placing =
+            tokio::spawn(ctx.scope(async move { this.place_to_completion(user_id, goods_id, ticket, budget).await }));
         placing.await.unwrap_or_else(|_| Err(OrderError::Unavailable("placing the order failed".into())))
     }
 
     async fn result(&self, goods_id: i64) -> Result<OrderResult, OrderError> {
         let user_id = self.buyer()?;
         match self.results.get(goods_id, user_id).await {
+            // Queued for long: its order may be committed with its result never recorded (the
+            // worker's Redis write failed). PostgreSQL knows.
+            Ok(Some(recorded)) if recorded.queued_for_ms.is_some_and(|ms| ms >= QUEUED_CHECK_AFTER_MS) => {
+                if let Some(order) = store::by_ticket(&self.pool, recorded.ticket).await.map_err(database_failure)? {
+                    let written =
+                        TicketOutcome { goods_id, user_id, ticket: recorded.ticket, outcome: Outcome::Success(order) };
+                    if let Err(err) = self.results.record(&[written]).await {
+                        tracing::warn!(%err, "could not repair a stale queued result");
+                    }
+                    return Ok(OrderResult::Success { order_id: order });
+                }
+                return Ok(recorded.result);
+            }
             Ok(Some(recorded)) => return Ok(recorded.result),
             Ok(None) => {}
             Err(err) => tracing::warn!(%err, "results unreadable in Redis; asking PostgreSQL"),

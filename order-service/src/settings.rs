@@ -18,7 +18,7 @@ pub const SERVICE_DEFAULTS: &[(&str, &str)] = &[("listen", "0.0.0.0:7003"), ("me
 pub const WORKER_DEFAULTS: &[(&str, &str)] = &[("metrics_listen", "0.0.0.0:9104")];
 
 /// Settings of both binaries (each reads the parts it needs).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct Settings {
     /// Listen address, metrics, logs, RPC limits (`SECKILL_LISTEN`, ...).
@@ -40,6 +40,10 @@ pub struct Settings {
     pub worker: WorkerSettings,
     /// The reconciler (`SECKILL_RECONCILER__GRACE`, ...).
     pub reconciler: ReconcilerSettings,
+    /// How long `place` waits before giving back a unit whose reserve answer it never got (or
+    /// whose release failed), unless a retry of the same ticket queued it (`SECKILL_ORPHAN_CHECK`).
+    #[serde(with = "humantime_serde")]
+    pub orphan_check: Duration,
 }
 
 /// RabbitMQ settings.
@@ -72,6 +76,10 @@ pub struct WorkerSettings {
     /// How long a batch waits to fill once it has its first message.
     #[serde(with = "humantime_serde")]
     pub batch_linger: Duration,
+    /// TTL of the snowflake worker-id lease in Redis: renewed every third of it; after a Redis
+    /// restart, ids wait this long (earlier holders may still be valid).
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
 }
 
 /// Reconciler settings.
@@ -88,6 +96,22 @@ pub struct ReconcilerSettings {
     pub grace: Duration,
 }
 
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            node: NodeSettings::default(),
+            registry: RegistrySettings::default(),
+            stock: rpc::ClusterConfig::default(),
+            database: DatabaseSettings::default(),
+            redis: RedisSettings::default(),
+            broker: BrokerSettings::default(),
+            worker: WorkerSettings::default(),
+            reconciler: ReconcilerSettings::default(),
+            orphan_check: Duration::from_secs(5),
+        }
+    }
+}
+
 impl Default for BrokerSettings {
     fn default() -> Self {
         BrokerSettings {
@@ -101,7 +125,13 @@ impl Default for BrokerSettings {
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        WorkerSettings { consumers: 2, prefetch: 2000, batch_size: 1000, batch_linger: Duration::from_millis(5) }
+        WorkerSettings {
+            consumers: 2,
+            prefetch: 2000,
+            batch_size: 1000,
+            batch_linger: Duration::from_millis(5),
+            lease_ttl: Duration::from_secs(10),
+        }
     }
 }
 

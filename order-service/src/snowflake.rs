@@ -45,17 +45,33 @@ pub enum SnowflakeError {
     /// The clock went back further than we are willing to wait; issuing now could repeat an id.
     #[error("clock moved backwards by {0} ms; refusing to issue ids")]
     ClockMovedBackwards(u64),
+    /// The lease is not valid yet: Redis restarted recently, and a process that held this worker
+    /// id before the restart may still be issuing with it for this many ms.
+    #[error("worker id lease not valid for another {0} ms (waiting out a previous holder)")]
+    LeaseNotYetValid(u64),
     /// The worker id lease was not renewed in time: another process may hold this id now.
     #[error("worker id lease lost; refusing to issue ids")]
     LeaseLost,
     /// A worker id above [`MAX_WORKER_ID`].
     #[error("worker id {0} is out of range 0..=1023")]
     WorkerIdOutOfRange(u16),
+    /// The clock reads before [`EPOCH_MS`]: the time bits would underflow and repeat ids.
+    #[error("the clock reads {0} ms before the id epoch (2026-01-01); refusing to issue ids")]
+    ClockBeforeEpoch(u64),
 }
 
 /// Lease validity shared with [`crate::worker_lease::WorkerLease`]: ids may be issued while the
-/// clock is below this many ms since the Unix epoch.
-pub type LeaseDeadline = Arc<AtomicU64>;
+/// clock (ms since the Unix epoch) is in `[from, until)`.
+#[derive(Debug, Default)]
+pub struct LeaseWindow {
+    /// Not before: a lease taken while Redis had just restarted waits out any previous holder.
+    pub from: AtomicU64,
+    /// Not after: the renewal must keep this ahead.
+    pub until: AtomicU64,
+}
+
+/// A lease window shared between a lease and its generators.
+pub type LeaseDeadline = Arc<LeaseWindow>;
 
 /// An id generator for one worker id.
 pub struct Snowflake {
@@ -105,8 +121,15 @@ impl Snowflake {
     pub fn next_id(&self) -> Result<i64, SnowflakeError> {
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut now = self.clock.now_ms();
-        if let Some(deadline) = &self.lease {
-            if now >= deadline.load(Ordering::Acquire) {
+        if now < EPOCH_MS {
+            return Err(SnowflakeError::ClockBeforeEpoch(EPOCH_MS - now));
+        }
+        if let Some(window) = &self.lease {
+            let from = window.from.load(Ordering::Acquire);
+            if now < from {
+                return Err(SnowflakeError::LeaseNotYetValid(from - now));
+            }
+            if now >= window.until.load(Ordering::Acquire) {
                 return Err(SnowflakeError::LeaseLost);
             }
         }
@@ -128,7 +151,7 @@ impl Snowflake {
             state.sequence = 0;
         }
         state.last_ms = now;
-        let elapsed = now.saturating_sub(EPOCH_MS);
+        let elapsed = now - EPOCH_MS;
         Ok(((elapsed << (WORKER_BITS + SEQUENCE_BITS)) | (u64::from(self.worker_id) << SEQUENCE_BITS) | state.sequence)
             as i64)
     }
@@ -216,8 +239,22 @@ mod tests {
     }
 
     #[test]
+    fn a_lease_not_valid_yet_issues_nothing_until_it_is() {
+        let lease = Arc::new(LeaseWindow { from: AtomicU64::new(T + 2), until: AtomicU64::new(T + 100) });
+        let generator = Snowflake::with_clock(3, ScriptedClock::new(&[T, T + 2]), Some(lease)).unwrap();
+        assert_eq!(generator.next_id(), Err(SnowflakeError::LeaseNotYetValid(2)));
+        assert!(generator.next_id().is_ok());
+    }
+
+    #[test]
+    fn a_clock_before_the_epoch_issues_nothing() {
+        let generator = Snowflake::with_clock(1, ScriptedClock::new(&[EPOCH_MS - 1]), None).unwrap();
+        assert_eq!(generator.next_id(), Err(SnowflakeError::ClockBeforeEpoch(1)));
+    }
+
+    #[test]
     fn an_expired_lease_stops_issuing() {
-        let lease = Arc::new(AtomicU64::new(T + 1));
+        let lease = Arc::new(LeaseWindow { from: AtomicU64::new(0), until: AtomicU64::new(T + 1) });
         let generator = Snowflake::with_clock(3, ScriptedClock::new(&[T, T + 1]), Some(lease)).unwrap();
         assert!(generator.next_id().is_ok());
         assert_eq!(generator.next_id(), Err(SnowflakeError::LeaseLost));

@@ -67,7 +67,7 @@ impl Application {
         let publisher = Publisher::connect(&settings.broker).await.map_err(|err| broker_unreachable(&settings, err))?;
         let results = Results::new(deps.redis.clone(), settings.redis.keyspace());
         let identities = settings.node.rpc.security.identities();
-        let orders = Orders::new(deps.pool, deps.stock, publisher, results, identities);
+        let orders = Orders::new(deps.pool, deps.stock, publisher, results, identities, settings.orphan_check);
         let server = settings.node.server()?.add_service(OrderServiceServer::new(orders));
         let node = Node::start(&settings.node, server, &[ORDER_SERVICE], &deps.registry)
             .await
@@ -115,7 +115,7 @@ impl WorkerApplication {
         crate::broker::close(&connection, channel).await;
 
         let keys = settings.redis.keyspace();
-        let lease = WorkerLease::acquire(&deps.redis, &keys, std::time::Duration::from_secs(30))
+        let lease = WorkerLease::acquire(&deps.redis, &keys, settings.worker.lease_ttl)
             .await
             .context("leasing a snowflake worker id")?;
         let ids = Arc::new(lease.snowflake()?);

@@ -13,8 +13,10 @@ pub(crate) async fn lock_sale_shared(conn: &mut PgConnection, lock: SaleLock) ->
     Ok(())
 }
 
-/// Inserts orders in one statement; rows whose ticket or (user, goods) already has an order are
-/// skipped. Returns (ticket, order id, goods id) of the rows actually inserted.
+/// Inserts orders in one statement; rows whose (user, goods) already has an order are skipped (a
+/// redelivered message, or the user's other ticket). Only that constraint is the conflict target:
+/// an id that collides with another order's is an error, never taken for "already ordered".
+/// Returns (ticket, order id, goods id) of the rows actually inserted.
 pub async fn insert_orders(
     conn: &mut PgConnection,
     orders: &[(i64, &OrderMessage)],
@@ -27,7 +29,7 @@ pub async fn insert_orders(
     sqlx::query_as(
         "INSERT INTO orders (id, user_id, goods_id, ticket, price_cents)
          SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::uuid[], $5::int8[])
-         ON CONFLICT DO NOTHING
+         ON CONFLICT ON CONSTRAINT orders_one_per_user_and_goods DO NOTHING
          RETURNING ticket, id, goods_id",
     )
     .bind(&ids)
@@ -61,6 +63,11 @@ pub(crate) async fn counts(pool: &PgPool, goods_id: i64) -> sqlx::Result<(i64, i
 /// How many of `tickets` have an order.
 pub(crate) async fn count_tickets(pool: &PgPool, tickets: &[Uuid]) -> sqlx::Result<i64> {
     sqlx::query_scalar("SELECT count(*) FROM orders WHERE ticket = ANY($1)").bind(tickets).fetch_one(pool).await
+}
+
+/// The order id of `ticket`, if its order exists.
+pub(crate) async fn by_ticket(pool: &PgPool, ticket: Uuid) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT id FROM orders WHERE ticket = $1").bind(ticket).fetch_optional(pool).await
 }
 
 /// Order ids of the given tickets that exist.

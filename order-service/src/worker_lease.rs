@@ -1,11 +1,15 @@
 //! Snowflake worker ids leased from Redis, so two running processes never share one.
 //!
-//! A lease is `SET <lease key> <token> NX PX <ttl>` ([`Keyspace::worker_lease`]), renewed every third of the
-//! TTL by a script that extends the key only if it still holds our token (or takes it back if
-//! the key vanished with a Redis restart: nobody else can hold it then). Ids are issued only
-//! while the lease is known valid (see [`crate::snowflake::LeaseDeadline`]): if renewals fail for
-//! longer than the TTL, the generator pauses, and it stops for good if another process took the
-//! id, rather than risk sharing it.
+//! A lease is `SET <lease key> <token> NX PX <ttl>` ([`Keyspace::worker_lease`]), renewed every
+//! third of the TTL by a script that extends the key only if it still holds our token (or takes
+//! it back if the key vanished: nobody else holds it then). Ids are issued only while the lease
+//! is known valid (see [`crate::snowflake::LeaseWindow`]): if renewals fail for longer than the
+//! TTL, the generator pauses, and it stops for good if another process took the id, rather than
+//! risk sharing it.
+//!
+//! A Redis that restarted empty forgot every lease while their holders may still be issuing ids
+//! for up to a TTL. So a lease taken (or taken back) while Redis has been up for less than the
+//! TTL issues nothing until it has: by then every holder from before the restart has stopped.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +19,7 @@ use contracts::keyspace::Keyspace;
 use deadpool_redis::Pool;
 use deadpool_redis::redis::{self, Script};
 
-use crate::snowflake::{Clock, LeaseDeadline, MAX_WORKER_ID, Snowflake, SnowflakeError, SystemClock};
+use crate::snowflake::{Clock, LeaseDeadline, LeaseWindow, MAX_WORKER_ID, Snowflake, SnowflakeError, SystemClock};
 
 /// Extends our lease; if the key is gone (Redis restarted empty), takes it back, since nobody
 /// else holds it. Only a key held by another token means the id is lost.
@@ -79,7 +83,18 @@ impl WorkerLease {
                 .await
                 .map_err(|e| LeaseError::Redis(e.to_string()))?;
             if acquired.is_some() {
-                let deadline = Arc::new(AtomicU64::new(valid_until(started, ttl)));
+                let from = wait_out_a_restart(&mut conn, started, ttl).await;
+                if from > started {
+                    tracing::warn!(
+                        worker_id,
+                        wait_ms = from - started,
+                        "Redis restarted recently: waiting out earlier holders of this worker id"
+                    );
+                }
+                let deadline = Arc::new(LeaseWindow {
+                    from: AtomicU64::new(from),
+                    until: AtomicU64::new(valid_until(started, ttl)),
+                });
                 let renewer = tokio::spawn(renew(pool.clone(), key.clone(), token.clone(), ttl, deadline.clone()));
                 tracing::info!(worker_id, "leased snowflake worker id");
                 return Ok(WorkerLease { pool: pool.clone(), key, token, worker_id, deadline, renewer });
@@ -101,7 +116,7 @@ impl WorkerLease {
     /// Gives the id back at once (otherwise it frees itself when the TTL runs out).
     pub async fn release(self) {
         self.renewer.abort();
-        self.deadline.store(0, Ordering::Release);
+        self.deadline.until.store(0, Ordering::Release);
         if let Ok(mut conn) = self.pool.get().await {
             let _: Result<i64, _> = Script::new(RELEASE).key(&self.key).arg(&self.token).invoke_async(&mut *conn).await;
         }
@@ -111,6 +126,24 @@ impl WorkerLease {
 impl Drop for WorkerLease {
     fn drop(&mut self) {
         self.renewer.abort();
+    }
+}
+
+/// When a lease taken at `now_ms` may first issue ids: at once, unless Redis has been up for less
+/// than `ttl` (it restarted and forgot leases whose holders may still be valid), then once it
+/// has. If Redis's uptime cannot be read, the full TTL is waited to be safe.
+async fn wait_out_a_restart(conn: &mut deadpool_redis::Connection, now_ms: u64, ttl: Duration) -> u64 {
+    let info: Result<String, _> = redis::cmd("INFO").arg("server").query_async(&mut **conn).await;
+    let uptime_ms = info.ok().and_then(|info| {
+        let line = info.lines().find_map(|line| line.strip_prefix("uptime_in_seconds:"))?;
+        line.trim().parse::<u64>().ok().map(|secs| secs * 1000)
+    });
+    let ttl_ms = ttl.as_millis() as u64;
+    match uptime_ms {
+        // Whole seconds: a second more, so that the rounding can only make the wait longer.
+        Some(up) if up >= ttl_ms + 1000 => now_ms,
+        Some(up) => now_ms + (ttl_ms + 1000 - up),
+        None => now_ms + ttl_ms,
     }
 }
 
@@ -139,13 +172,17 @@ async fn renew(pool: Pool, key: String, token: String, ttl: Duration, deadline: 
         }
         .await;
         match outcome {
-            Ok(1) => deadline.store(valid_until(started, ttl), Ordering::Release),
+            Ok(1) => deadline.until.store(valid_until(started, ttl), Ordering::Release),
             Ok(2) => {
                 tracing::warn!(%key, "snowflake worker id lease was gone (Redis lost its data); taken back");
-                deadline.store(valid_until(started, ttl), Ordering::Release);
+                if let Ok(mut conn) = pool.get().await {
+                    let from = wait_out_a_restart(&mut conn, started, ttl).await;
+                    deadline.from.fetch_max(from, Ordering::AcqRel);
+                }
+                deadline.until.store(valid_until(started, ttl), Ordering::Release);
             }
             Ok(_) => {
-                deadline.store(0, Ordering::Release);
+                deadline.until.store(0, Ordering::Release);
                 tracing::error!(%key, "snowflake worker id lease lost to another process; no more ids from this one");
                 return;
             }

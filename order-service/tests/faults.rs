@@ -61,7 +61,7 @@ async fn a_poison_message_is_dead_lettered_and_its_unit_released() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_broker_unreachable_no_ticket_is_accepted_and_stock_is_released() {
     let proxy = BrokerProxy::start().await;
-    let stack = Stack::start(Options { amqp_url: proxy.url.clone() }).await;
+    let stack = Stack::start(Options { amqp_url: proxy.url.clone(), ..Default::default() }).await;
     let goods = stack.goods(10).await;
     assert!(stack.place(1, goods).await.is_ok(), "works while the broker is reachable");
     proxy.cut();

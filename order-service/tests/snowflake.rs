@@ -70,3 +70,51 @@ async fn a_lease_lost_with_redis_data_is_taken_back_and_ids_keep_coming() {
     assert_eq!(ids.next_id(), Err(order_service::snowflake::SnowflakeError::LeaseLost));
     let _: i64 = deadpool_redis::redis::cmd("DEL").arg(&key).query_async(&mut *conn).await.unwrap();
 }
+
+/// The uptime of the Redis at `url`, in seconds.
+async fn uptime_secs(pool: &deadpool_redis::Pool) -> u64 {
+    let mut conn = pool.get().await.unwrap();
+    let info: String = deadpool_redis::redis::cmd("INFO").arg("server").query_async(&mut *conn).await.unwrap();
+    info.lines().find_map(|line| line.strip_prefix("uptime_in_seconds:")).unwrap().trim().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_redis_restart_no_id_is_issued_before_earlier_holders_can_have_stopped() {
+    const TTL: Duration = Duration::from_secs(2);
+    let mut private = testkit::private::PrivateRedis::start();
+    let redis = platform::redis::connect(&SecretString::from(private.url()), 4).await.unwrap();
+    let keys = Keyspace::new(testkit::unique_name());
+    // Redis just started: whoever held worker ids before it did may still be issuing them.
+    let lease = WorkerLease::acquire(&redis, &keys, TTL).await.unwrap();
+    let ids = lease.snowflake().unwrap();
+    let issue_when_allowed = || async {
+        let refused = std::sync::atomic::AtomicUsize::new(0);
+        let issued = testkit::wait_for(Duration::from_secs(15), || async {
+            match ids.next_id() {
+                Ok(id) => Some(id),
+                Err(order_service::snowflake::SnowflakeError::LeaseNotYetValid(_)) => {
+                    refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    None
+                }
+                Err(other) => panic!("{other}"),
+            }
+        })
+        .await;
+        (issued.expect("ids come once the wait is over"), refused.into_inner())
+    };
+    let (_, refused) = issue_when_allowed().await;
+    assert!(refused > 0, "no id right after Redis started");
+    assert!(uptime_secs(&redis).await >= TTL.as_secs(), "the first id came after Redis had been up a TTL");
+    // Redis crashes and comes back empty: the renewal takes the lease back and waits again.
+    private.kill();
+    private.restart();
+    let taken_back = testkit::wait_for(Duration::from_secs(10), || async {
+        matches!(ids.next_id(), Err(order_service::snowflake::SnowflakeError::LeaseNotYetValid(_))).then_some(())
+    })
+    .await;
+    assert!(taken_back.is_some(), "after the restart the generator pauses");
+    let (_, refused) = issue_when_allowed().await;
+    assert!(refused > 0);
+    assert!(uptime_secs(&redis).await >= TTL.as_secs(), "ids resume only once earlier holders are over");
+    lease.release().await;
+}

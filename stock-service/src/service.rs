@@ -191,9 +191,10 @@ impl StockService for Stock {
         })
     }
 
-    async fn stale_reservations(&self, goods_id: i64, before_ms: i64) -> Result<Vec<Reservation>, StockError> {
+    async fn stale_reservations(&self, goods_id: i64, older_than_ms: i64) -> Result<Vec<Reservation>, StockError> {
         self.service()?;
-        let holds = self.sales.holds(goods_id).await.map_err(unavailable)?;
+        let (now_ms, holds) = self.sales.holds(goods_id).await.map_err(unavailable)?;
+        let before_ms = now_ms.saturating_sub(older_than_ms.max(0));
         Ok(holds.into_iter().filter(|hold| !hold.claimed && hold.reserved_at_ms < before_ms).collect())
     }
 

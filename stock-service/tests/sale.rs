@@ -172,8 +172,8 @@ async fn release_is_idempotent_and_claims_protect_reservations() {
     assert!(matches!(sale.client.reserve(goods, 2, bob).await, Ok(ReserveOutcome::Reserved { .. })));
     let claims = sale.client.claim(goods, vec![(2, bob), (2, bob), (3, Uuid::new_v4())]).await.unwrap();
     assert_eq!(claims, vec![ClaimOutcome::Claimed, ClaimOutcome::AlreadyClaimed, ClaimOutcome::Lost]);
-    assert_eq!(sale.client.release(goods, 2, bob, ReleaseScope::Unclaimed).await, Ok(ReleaseOutcome::NotHeld));
-    assert!(sale.client.stale_reservations(goods, i64::MAX).await.unwrap().is_empty(), "claimed holds are not stale");
+    assert_eq!(sale.client.release(goods, 2, bob, ReleaseScope::Unclaimed).await, Ok(ReleaseOutcome::Claimed));
+    assert!(sale.client.stale_reservations(goods, 0).await.unwrap().is_empty(), "claimed holds are not stale");
     assert_eq!(sale.client.release(goods, 2, bob, ReleaseScope::AnyHold).await, Ok(ReleaseOutcome::Released));
     assert_eq!(sale.client.stock_level(goods).await.unwrap().redis_stock, Some(1));
     // Discard drops a hold without putting a unit back (the database refused the order).
@@ -264,6 +264,30 @@ async fn only_admins_create_and_warm_goods_and_bad_goods_are_refused() {
     assert!(warmed.warmed && warmed.stock_left == 1);
     let listed = sale.client.list_goods().await.unwrap();
     assert_eq!(listed.len(), 1);
+    sale.finish().await;
+}
+
+#[tokio::test]
+async fn stale_reservations_are_aged_by_redis_clock_not_the_callers() {
+    let sale = spawn(1).await;
+    let goods = sale.goods(10).await;
+    let buyers = contracts::keyspace::Keyspace::new(&sale.prefix).sale(goods).buyers;
+    let mut conn = sale.redis.get().await.unwrap();
+    let (seconds, micros): (i64, i64) = deadpool_redis::redis::cmd("TIME").query_async(&mut *conn).await.unwrap();
+    let redis_now = seconds * 1000 + micros / 1000;
+    let (old, young) = (Uuid::new_v4(), Uuid::new_v4());
+    // Two reservations as Redis stamped them: two minutes ago, and a second ago.
+    for (user, ticket, at) in [(1, old, redis_now - 120_000), (2, young, redis_now - 1_000)] {
+        let _: () = deadpool_redis::redis::cmd("HSET")
+            .arg(&buyers)
+            .arg(user)
+            .arg(format!("r:{ticket}:{at}"))
+            .query_async(&mut *conn)
+            .await
+            .unwrap();
+    }
+    let stale = sale.client.stale_reservations(goods, 60_000).await.unwrap();
+    assert_eq!(stale.iter().map(|hold| hold.ticket).collect::<Vec<_>>(), vec![old]);
     sale.finish().await;
 }
 

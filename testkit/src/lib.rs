@@ -5,6 +5,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod fault_proxy;
+pub mod private;
+
 use std::time::Duration;
 
 use deadpool_redis::Pool;

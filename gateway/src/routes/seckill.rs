@@ -72,7 +72,9 @@ pub(crate) async fn place_order(
     state.paths.redeem(user_id, goods_id, &path).await?;
     state.counters.place_call();
     let epoch = state.sold_out.epoch();
-    let placed = state.orders_for(caller.0).place(goods_id).await;
+    // The gateway names the attempt: if the order-service node dies mid-call, the same ticket is
+    // placed on another one, and it can neither take a second unit nor make a second order.
+    let placed = state.orders_for(caller.0).place(goods_id, uuid::Uuid::new_v4()).await;
     if let Err(rpc::Error::Application(OrderError::SoldOut)) = &placed {
         // This route's own side effect: later attempts are answered here, with no RPC.
         state.sold_out.mark_unless_restocked(goods_id, epoch);

@@ -18,6 +18,7 @@ use platform::registry::{RegistryKind, RegistrySettings};
 use rpc::Cluster;
 use secrecy::SecretString;
 use testkit::TestDb;
+use testkit::fault_proxy::FaultProxy;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
@@ -30,16 +31,22 @@ pub struct Stack {
     pub order_app: Option<Application>,
     pub orders: OrderServiceClient,
     pub stock: StockServiceClient<Cluster>,
+    /// With [`Options::stock_through_proxy`]: the fault proxy order-service reaches stock-service through.
+    pub stock_proxy: Option<FaultProxy>,
 }
 
 pub struct Options {
     /// Where order-service reaches RabbitMQ (a proxy in fault tests).
     pub amqp_url: String,
+    /// Order-service reaches one stock-service only, through a fault proxy, with this timeout.
+    pub stock_through_proxy: Option<Duration>,
+    /// How long a reserve whose answer was lost waits before its unit is given back.
+    pub orphan_check: Duration,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { amqp_url: testkit::amqp_url() }
+        Options { amqp_url: testkit::amqp_url(), stock_through_proxy: None, orphan_check: Duration::from_secs(5) }
     }
 }
 
@@ -57,7 +64,13 @@ impl Stack {
             };
             stock_apps.push(stock_service::Application::build(settings).await.expect("stock-service starts"));
         }
-        let addrs: Vec<String> = stock_apps.iter().map(|app| app.address().to_string()).collect();
+        let mut addrs: Vec<String> = stock_apps.iter().map(|app| app.address().to_string()).collect();
+        let mut stock_proxy = None;
+        if options.stock_through_proxy.is_some() {
+            let proxy = FaultProxy::start(stock_apps[0].address()).await;
+            addrs = vec![proxy.addr().to_string()];
+            stock_proxy = Some(proxy);
+        }
         let registry = RegistrySettings {
             kind: RegistryKind::Static,
             endpoints: BTreeMap::from([("stockservice".to_owned(), addrs)]),
@@ -73,6 +86,12 @@ impl Stack {
         };
         settings.broker.prefix = prefix.clone();
         settings.broker.url = SecretString::from(options.amqp_url);
+        settings.orphan_check = options.orphan_check;
+        if let Some(timeout) = options.stock_through_proxy {
+            // One connection, so the test can open it before it slows the link down.
+            settings.stock.client.default_timeout = timeout;
+            settings.stock.client.connections = 1;
+        }
         settings.broker.confirm_timeout = Duration::from_secs(2);
         settings.worker.batch_size = 100;
         let order_app = Application::build(settings.clone()).await.expect("order-service starts");
@@ -96,6 +115,7 @@ impl Stack {
             order_app: Some(order_app),
             orders,
             stock,
+            stock_proxy,
         }
     }
 
@@ -121,9 +141,9 @@ impl Stack {
         self.orders.clone().with_credential(testkit::as_user(user_id))
     }
 
-    /// `user_id` places an order for `goods_id`.
+    /// `user_id` places an order for `goods_id` (a fresh ticket).
     pub async fn place(&self, user_id: i64, goods_id: i64) -> Result<Ticket, rpc::Error<OrderError>> {
-        self.orders_of(user_id).place(goods_id).await
+        self.orders_of(user_id).place(goods_id, uuid::Uuid::new_v4()).await
     }
 
     /// Where `user_id`'s purchase of `goods_id` stands.

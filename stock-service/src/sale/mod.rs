@@ -136,7 +136,11 @@ impl SaleStore {
             .invoke_async(&mut *conn)
             .await
             .map_err(RedisFailure::from)?;
-        Ok(if released == 1 { ReleaseOutcome::Released } else { ReleaseOutcome::NotHeld })
+        Ok(match released {
+            1 => ReleaseOutcome::Released,
+            2 => ReleaseOutcome::Claimed,
+            _ => ReleaseOutcome::NotHeld,
+        })
     }
 
     /// Runs `claim.lua` for a batch of (user, ticket).
@@ -212,13 +216,19 @@ impl SaleStore {
         pipe.query_async(&mut *conn).await.map_err(RedisFailure::from)
     }
 
-    /// Every buyer entry of a goods.
-    pub(crate) async fn holds(&self, goods_id: i64) -> Result<Vec<Reservation>, RedisFailure> {
+    /// Redis's clock (ms since the epoch) and every buyer entry of a goods, read together.
+    pub(crate) async fn holds(&self, goods_id: i64) -> Result<(i64, Vec<Reservation>), RedisFailure> {
         let keys = self.keys.sale(goods_id);
         let mut conn = self.conn().await?;
-        let entries: Vec<(i64, String)> =
-            redis::cmd("HGETALL").arg(&keys.buyers).query_async(&mut *conn).await.map_err(RedisFailure::from)?;
-        Ok(entries.into_iter().filter_map(|(user_id, entry)| parse_hold(user_id, &entry)).collect())
+        let ((seconds, micros), entries): ((i64, i64), Vec<(i64, String)>) = redis::pipe()
+            .cmd("TIME")
+            .cmd("HGETALL")
+            .arg(&keys.buyers)
+            .query_async(&mut *conn)
+            .await
+            .map_err(RedisFailure::from)?;
+        let holds = entries.into_iter().filter_map(|(user_id, entry)| parse_hold(user_id, &entry)).collect();
+        Ok((seconds * 1000 + micros / 1000, holds))
     }
 }
 
