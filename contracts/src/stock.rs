@@ -218,4 +218,9 @@ pub trait StockService {
     /// present, or if the goods was never warmed up. Services only.
     #[rpc(idempotent)]
     async fn rewarm(&self, goods_id: i64) -> Result<RewarmOutcome, StockError>;
+    /// Recomputes a sale state Redis may have restored incompletely (from its append-only file,
+    /// missing its last writes): PostgreSQL's orders are merged into the buyers, live
+    /// reservations kept, and the stock set to what nobody holds. Services only.
+    #[rpc(idempotent)]
+    async fn resync(&self, goods_id: i64) -> Result<RewarmOutcome, StockError>;
 }

@@ -24,25 +24,41 @@ use crate::results::Results;
 pub struct Pass {
     /// Sale states rebuilt.
     pub rewarmed: usize,
+    /// Sale states resynchronised with PostgreSQL after Redis restarted.
+    pub resynced: usize,
     /// Orphaned reservations released.
     pub released: usize,
 }
 
 /// The reconciler.
 pub struct Reconciler<T> {
-    /// Stock-service.
-    pub stock: StockServiceClient<T>,
-    /// Recorded tickets.
-    pub results: Results,
-    /// For the pass lock.
-    pub redis: Pool,
-    /// Key names (the pass lock).
-    pub keys: Keyspace,
-    /// Age past which an unticketed reservation is an orphan.
-    pub grace: Duration,
+    stock: StockServiceClient<T>,
+    results: Results,
+    redis: Pool,
+    keys: Keyspace,
+    grace: Duration,
+    /// The Redis server's run id at the last pass: a new one means it restarted.
+    run_id: std::sync::Mutex<Option<String>>,
 }
 
 impl<T: Transport> Reconciler<T> {
+    /// A reconciler over `stock` and `results`, taking its pass lock in `redis` (keys named by
+    /// `keys`), releasing unticketed reservations older than `grace`.
+    pub fn new(stock: StockServiceClient<T>, results: Results, redis: Pool, keys: Keyspace, grace: Duration) -> Self {
+        Reconciler { stock, results, redis, keys, grace, run_id: std::sync::Mutex::new(None) }
+    }
+
+    /// Whether Redis restarted since the last time this was asked (never, the first time).
+    async fn redis_restarted(&self) -> anyhow::Result<bool> {
+        let mut conn = self.redis.get().await?;
+        let info: String = redis::cmd("INFO").arg("server").query_async(&mut *conn).await?;
+        let run_id = info.lines().find_map(|line| line.strip_prefix("run_id:")).map(|id| id.trim().to_owned());
+        let mut last = self.run_id.lock().unwrap_or_else(|p| p.into_inner());
+        let restarted = last.is_some() && *last != run_id;
+        *last = run_id;
+        Ok(restarted)
+    }
+
     /// Runs a pass every `interval` until `shutdown`.
     pub async fn run(self, interval: Duration, shutdown: CancellationToken) {
         let mut ticker = tokio::time::interval(interval);
@@ -87,9 +103,19 @@ impl<T: Transport> Reconciler<T> {
     pub async fn pass(&self) -> anyhow::Result<Pass> {
         let mut pass = Pass::default();
         let now = Utc::now();
+        // A Redis that restarted from its append-only file may lack its last second of writes
+        // (a claim, a release): every live sale is recomputed from PostgreSQL plus the holds.
+        let restarted = self.redis_restarted().await?;
         for goods in self.stock.list_goods().await? {
             // Orphans from a sale's last minutes are released after its end too.
             if goods.end_at + chrono::Duration::hours(1) <= now {
+                continue;
+            }
+            if restarted {
+                if let RewarmOutcome::Rebuilt { stock } = self.stock.resync(goods.goods_id).await? {
+                    tracing::warn!(goods_id = goods.goods_id, stock, "Redis restarted: sale state resynchronised");
+                    pass.resynced += 1;
+                }
                 continue;
             }
             if !goods.warmed {

@@ -131,13 +131,8 @@ impl WorkerApplication {
         ));
         let mut tasks = vec![tokio::spawn(worker.run(shutdown.clone()))];
         if settings.reconciler.enabled {
-            let reconciler = Reconciler {
-                stock: deps.stock.clone(),
-                results,
-                redis: deps.redis.clone(),
-                keys,
-                grace: settings.reconciler.grace,
-            };
+            let reconciler =
+                Reconciler::new(deps.stock.clone(), results, deps.redis.clone(), keys, settings.reconciler.grace);
             tasks.push(tokio::spawn(reconciler.run(settings.reconciler.interval, shutdown.clone())));
         }
         tracing::info!(worker_id = lease.worker_id(), "order worker started");

@@ -87,13 +87,13 @@ async fn after_redis_loses_a_sale_mid_flight_the_reconciler_restores_it_and_the_
 
     // Redis restarts empty (it keeps nothing on disk here).
     testkit::clear_redis_prefix(&stack.redis, &stack.prefix).await;
-    let reconciler = Reconciler {
-        stock: stack.stock.clone(),
-        results: Results::new(stack.redis.clone(), Keyspace::new(&stack.prefix)),
-        redis: stack.redis.clone(),
-        keys: Keyspace::new(&stack.prefix),
-        grace: Duration::from_secs(60),
-    };
+    let reconciler = Reconciler::new(
+        stack.stock.clone(),
+        Results::new(stack.redis.clone(), Keyspace::new(&stack.prefix)),
+        stack.redis.clone(),
+        Keyspace::new(&stack.prefix),
+        Duration::from_secs(60),
+    );
     let pass = reconciler.pass().await.unwrap();
     assert_eq!(pass.rewarmed, 1);
 
@@ -142,16 +142,16 @@ async fn the_reconciler_releases_orphans_but_not_ticketed_reservations() {
     stack.stock.reserve(goods, 1, orphan).await.unwrap();
     // A confirmed order whose message is still queued (no worker runs) is not an orphan.
     stack.place(2, goods).await.unwrap();
-    let reconciler = Reconciler {
-        stock: stack.stock.clone(),
-        results: Results::new(stack.redis.clone(), Keyspace::new(&stack.prefix)),
-        redis: stack.redis.clone(),
-        keys: Keyspace::new(&stack.prefix),
-        grace: Duration::ZERO,
-    };
+    let reconciler = Reconciler::new(
+        stack.stock.clone(),
+        Results::new(stack.redis.clone(), Keyspace::new(&stack.prefix)),
+        stack.redis.clone(),
+        Keyspace::new(&stack.prefix),
+        Duration::ZERO,
+    );
     tokio::time::sleep(Duration::from_millis(5)).await; // both reservations are now older than the grace
     let pass = reconciler.pass_if_leader(Duration::from_secs(5)).await.unwrap();
-    assert_eq!(pass, Some(Pass { rewarmed: 0, released: 1 }));
+    assert_eq!(pass, Some(Pass { rewarmed: 0, resynced: 0, released: 1 }));
     let level = stack.stock.stock_level(goods).await.unwrap();
     assert_eq!((level.redis_stock, level.holds), (Some(4), 1));
     assert!(matches!(stack.result(2, goods).await, Ok(OrderResult::Queued { .. })));

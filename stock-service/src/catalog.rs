@@ -108,7 +108,6 @@ pub(crate) async fn lock_snapshot(
         end_at: row.end_at,
         price_cents: row.seckill_price_cents,
         initial_stock: i64::from(row.initial_stock),
-        stock: i64::from(row.stock),
         orders,
     };
     Ok(Some((tx, row, snapshot)))

@@ -9,6 +9,7 @@
 //!   built from.
 //! - `sale`: the sale state in Redis and its four Lua scripts (`reserve`, `release`, `claim`,
 //!   `build`); key names come from `contracts::keyspace`.
+//! - `single_flight`: one rebuild at a time per goods.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
@@ -17,6 +18,7 @@ mod catalog;
 mod sale;
 mod service;
 pub mod settings;
+mod single_flight;
 mod startup;
 
 pub use self::sale::RESERVE_SCRIPT;

@@ -11,7 +11,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::catalog::{self, GoodsRow};
-use crate::sale::SaleStore;
+use crate::sale::{BuildMode, SaleStore};
+use crate::single_flight::SingleFlight;
 
 /// The stock service.
 #[derive(Clone, Debug)]
@@ -19,12 +20,32 @@ pub(crate) struct Stock {
     pool: PgPool,
     sales: SaleStore,
     identities: Identities,
+    /// One rebuild at a time per goods in this process (the advisory lock orders them across).
+    rebuilds: SingleFlight,
 }
 
 impl Stock {
     /// The service over a migrated database and a Redis sale store.
     pub(crate) fn new(pool: PgPool, sales: SaleStore, identities: Identities) -> Stock {
-        Stock { pool, sales, identities }
+        Stock { pool, sales, identities, rebuilds: SingleFlight::default() }
+    }
+
+    /// Rebuilds the sale state Redis lost (a restart without the append-only file, say), once
+    /// for all the reserves that find it missing at the same moment: the sale resumes at once,
+    /// not at the reconciler's next pass.
+    async fn rebuild_lost(&self, goods_id: i64) -> Result<(), StockError> {
+        let _only_one = self.rebuilds.enter(goods_id).await;
+        if self.sales.present(goods_id).await.map_err(unavailable)? {
+            return Ok(()); // another reserve rebuilt it while we waited
+        }
+        let (row, built) = self.build(goods_id, false, BuildMode::Missing).await?;
+        if row.warmed_at.is_none() {
+            return Err(StockError::NotWarmed(goods_id));
+        }
+        if built {
+            tracing::warn!(goods_id, "the sale state was missing from Redis: rebuilt on the first reserve");
+        }
+        Ok(())
     }
 
     /// Who the call being served comes from.
@@ -54,9 +75,9 @@ impl Stock {
         Ok(rows.into_iter().zip(stocks).map(|(row, redis_stock)| view(row, redis_stock)).collect())
     }
 
-    /// Builds the sale state from PostgreSQL unless it is present; `warm` also marks the goods
-    /// warmed (an admin's warm-up), a rewarm only restores what was warmed before.
-    async fn build(&self, goods_id: i64, warm: bool) -> Result<(GoodsRow, bool), StockError> {
+    /// Builds the sale state from PostgreSQL as `mode` says; `warm` also marks the goods warmed
+    /// (an admin's warm-up), a rewarm or resync only restores what was warmed before.
+    async fn build(&self, goods_id: i64, warm: bool, mode: BuildMode) -> Result<(GoodsRow, bool), StockError> {
         let (mut tx, row, snapshot) = catalog::lock_snapshot(&self.pool, SaleLock::of(goods_id))
             .await
             .map_err(unavailable)?
@@ -64,19 +85,14 @@ impl Stock {
         if !warm && row.warmed_at.is_none() {
             return Ok((row, false));
         }
-        let built = self.sales.build(goods_id, &snapshot).await.map_err(unavailable)?;
+        let built = self.sales.build(goods_id, &snapshot, mode).await.map_err(unavailable)?;
         if warm {
             catalog::mark_warmed(&mut tx, goods_id).await.map_err(unavailable)?;
         }
         // Committing releases the advisory lock: workers may claim and write again.
         tx.commit().await.map_err(unavailable)?;
         if built {
-            tracing::info!(
-                goods_id,
-                stock = snapshot.stock,
-                orders = snapshot.orders.len(),
-                "sale state built in Redis"
-            );
+            tracing::info!(goods_id, orders = snapshot.orders.len(), ?mode, "sale state built in Redis");
         }
         Ok((row, built))
     }
@@ -146,20 +162,18 @@ impl StockService for Stock {
 
     async fn warm_up(&self, goods_id: i64) -> Result<GoodsView, StockError> {
         self.admin()?;
-        self.build(goods_id, true).await?;
+        self.build(goods_id, true, BuildMode::Missing).await?;
         self.get_goods(goods_id).await
     }
 
     async fn reserve(&self, goods_id: i64, user_id: i64, ticket: Uuid) -> Result<ReserveOutcome, StockError> {
         self.service()?;
-        match self.sales.reserve(goods_id, user_id, ticket).await.map_err(unavailable)? {
-            Some(outcome) => Ok(outcome),
-            // Off the hot path: only a goods without sale state gets here.
-            None => {
-                self.row(goods_id).await?;
-                Err(StockError::NotWarmed(goods_id))
-            }
+        if let Some(outcome) = self.sales.reserve(goods_id, user_id, ticket).await.map_err(unavailable)? {
+            return Ok(outcome);
         }
+        // Off the hot path: only a goods without sale state gets here (never warmed, or lost).
+        self.rebuild_lost(goods_id).await?;
+        self.sales.reserve(goods_id, user_id, ticket).await.map_err(unavailable)?.ok_or(StockError::NotWarmed(goods_id))
     }
 
     async fn release(
@@ -200,11 +214,21 @@ impl StockService for Stock {
 
     async fn rewarm(&self, goods_id: i64) -> Result<RewarmOutcome, StockError> {
         self.service()?;
-        let (row, built) = self.build(goods_id, false).await?;
+        let (row, built) = self.build(goods_id, false, BuildMode::Missing).await?;
         Ok(match (row.warmed_at, built) {
             (None, _) => RewarmOutcome::NeverWarmed,
             (Some(_), false) => RewarmOutcome::Present,
             (Some(_), true) => RewarmOutcome::Rebuilt { stock: i64::from(row.stock) },
         })
+    }
+
+    async fn resync(&self, goods_id: i64) -> Result<RewarmOutcome, StockError> {
+        self.service()?;
+        let (row, _) = self.build(goods_id, false, BuildMode::Resync).await?;
+        if row.warmed_at.is_none() {
+            return Ok(RewarmOutcome::NeverWarmed);
+        }
+        let level = self.sales.level(goods_id).await.map_err(unavailable)?;
+        Ok(RewarmOutcome::Rebuilt { stock: level.stock.unwrap_or_default() })
     }
 }

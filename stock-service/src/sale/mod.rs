@@ -37,10 +37,18 @@ pub(crate) struct SaleSnapshot {
     pub(crate) price_cents: i64,
     /// Units put on sale.
     pub(crate) initial_stock: i64,
-    /// Units left (initial minus orders written).
-    pub(crate) stock: i64,
     /// (user id, ticket, ordered at) of every order written.
     pub(crate) orders: Vec<(i64, Uuid, DateTime<Utc>)>,
+}
+
+/// When `build.lua` writes a sale state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BuildMode {
+    /// Only if Redis has none (warm-up, or Redis lost it).
+    Missing,
+    /// Always, merging PostgreSQL's orders into the buyers Redis has (after Redis restored an
+    /// older state from its append-only file).
+    Resync,
 }
 
 /// Redis-side view of a sale.
@@ -167,7 +175,12 @@ impl SaleStore {
 
     /// Runs `build.lua`: creates the sale state from `snapshot` unless present (the window and
     /// price are refreshed either way). Returns whether it was built.
-    pub(crate) async fn build(&self, goods_id: i64, snapshot: &SaleSnapshot) -> Result<bool, RedisFailure> {
+    pub(crate) async fn build(
+        &self,
+        goods_id: i64,
+        snapshot: &SaleSnapshot,
+        mode: BuildMode,
+    ) -> Result<bool, RedisFailure> {
         let keys = self.keys.sale(goods_id);
         let mut invocation = self.build.key(&keys.meta);
         invocation
@@ -177,7 +190,10 @@ impl SaleStore {
             .arg(snapshot.end_at.timestamp_millis())
             .arg(snapshot.price_cents)
             .arg(snapshot.initial_stock)
-            .arg(snapshot.stock)
+            .arg(match mode {
+                BuildMode::Missing => "missing",
+                BuildMode::Resync => "resync",
+            })
             .arg(self.keys.restock_channel())
             .arg(goods_id);
         for (user_id, ticket, at) in &snapshot.orders {
@@ -186,6 +202,16 @@ impl SaleStore {
         let mut conn = self.conn().await?;
         let built: i64 = invocation.invoke_async(&mut *conn).await.map_err(RedisFailure::from)?;
         Ok(built == 1)
+    }
+
+    /// Whether the sale state of `goods_id` is in Redis.
+    pub(crate) async fn present(&self, goods_id: i64) -> Result<bool, RedisFailure> {
+        let mut conn = self.conn().await?;
+        redis::cmd("EXISTS")
+            .arg(self.keys.sale(goods_id).meta)
+            .query_async(&mut *conn)
+            .await
+            .map_err(RedisFailure::from)
     }
 
     /// Stock and holds in Redis.

@@ -76,14 +76,22 @@ async fn write_and_verify(
     Ok(stored.as_deref() == Some(entry.json.as_str()) && expiry.is_some())
 }
 
-/// Heartbeats every `heartbeat_interval` until `stop`, then deregisters.
+/// Heartbeats every `heartbeat_interval` until `stop`, then deregisters. After a failed beat it
+/// tries again soon (from 100 ms, backing off to the interval), so an entry that a restarted
+/// Redis forgot is back within moments of Redis answering again.
 async fn keep_alive(mut conn: ConnectionManager, entry: Entry, config: RedisRegistryConfig, stop: CancellationToken) {
     let addr = &entry.instance.addr;
     let mut healthy = true;
+    let mut retry = Backoff::new(std::time::Duration::from_millis(100), config.heartbeat_interval);
     loop {
+        let pause = if healthy {
+            config.heartbeat_interval
+        } else {
+            retry.next_delay().max(std::time::Duration::from_millis(50))
+        };
         tokio::select! {
             () = stop.cancelled() => break,
-            () = tokio::time::sleep(config.heartbeat_interval) => {}
+            () = tokio::time::sleep(pause) => {}
         }
         match with_timeout(&config, heartbeat(&mut conn, &entry, &config)).await {
             Ok(re_added) => {
@@ -91,9 +99,10 @@ async fn keep_alive(mut conn: ConnectionManager, entry: Entry, config: RedisRegi
                     tracing::info!(%addr, re_added, "heartbeat restored");
                 }
                 healthy = true;
+                retry.succeeded();
             }
             Err(error) if healthy => {
-                tracing::warn!(%addr, %error, "heartbeat failed; retrying every beat until the registry is back");
+                tracing::warn!(%addr, %error, "heartbeat failed; retrying until the registry is back");
                 healthy = false;
             }
             Err(_) => {}
