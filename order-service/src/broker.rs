@@ -1,5 +1,12 @@
 //! RabbitMQ: the topology (names from [`contracts::keyspace::OrderQueues`]), and a publisher that
 //! reports success only on the broker's confirm.
+//!
+//! The order queue is declared with the arguments that never change (quorum, its dead-letter
+//! exchange) and nothing else: its delivery limit is a policy (`deploy/rabbitmq/policy.sh`, set
+//! by dev-up and compose), which an operator can change on a live queue. A queue argument, once
+//! declared, can never change: a newer version declaring other arguments than the running queue
+//! has would fail to start with PRECONDITION_FAILED. Should that happen anyway (a queue declared
+//! by an older version, with `x-delivery-limit`), the queue is used as it is, with a warning.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -10,8 +17,9 @@ use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
     QueueDeclareOptions, QueueDeleteOptions,
 };
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ErrorKind, ExchangeKind};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::settings::BrokerSettings;
@@ -23,18 +31,24 @@ const ROUTING_KEY: &str = OrderQueues::ROUTING_KEY;
 pub struct Topology {
     /// Their names.
     pub names: OrderQueues,
-    /// Deliveries before the broker dead-letters a message.
-    pub delivery_limit: u32,
 }
 
 impl Topology {
     /// The topology the broker settings describe: every process of one system declares the same.
     pub fn new(settings: &BrokerSettings) -> Topology {
-        Topology { names: OrderQueues::new(&settings.prefix), delivery_limit: settings.delivery_limit }
+        Topology { names: OrderQueues::new(&settings.prefix) }
     }
 
-    /// Declares everything (idempotent; safe from every process at start-up).
-    pub async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
+    /// Declares everything (idempotent; safe from every process at start-up), on a channel of
+    /// its own: a refused declaration closes its channel.
+    pub async fn declare(&self, connection: &Connection) -> lapin::Result<()> {
+        let channel = connection.create_channel().await?;
+        let declared = self.declare_on(connection, &channel).await;
+        let _ = channel.close(200, "declared".into()).await;
+        declared
+    }
+
+    async fn declare_on(&self, connection: &Connection, channel: &Channel) -> lapin::Result<()> {
         let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
         channel
             .exchange_declare(self.names.exchange.as_str().into(), ExchangeKind::Direct, durable, FieldTable::default())
@@ -61,12 +75,27 @@ impl Topology {
         let mut arguments = FieldTable::default();
         // A quorum queue replicates across a cluster and counts deliveries itself.
         arguments.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from("quorum")));
-        arguments.insert("x-delivery-limit".into(), AMQPValue::LongInt(self.delivery_limit as i32));
         arguments.insert(
             "x-dead-letter-exchange".into(),
             AMQPValue::LongString(LongString::from(self.names.dead_exchange.as_str())),
         );
-        channel.queue_declare(self.names.queue.as_str().into(), durable_queue, arguments).await?;
+        let queue = self.names.queue.as_str();
+        let channel = match channel.queue_declare(queue.into(), durable_queue, arguments).await {
+            Ok(_) => channel.clone(),
+            Err(err) if precondition_failed(&err) => {
+                tracing::warn!(
+                    queue,
+                    %err,
+                    "the order queue exists with other arguments (an earlier version declared it): using it as \
+                     it is; set its delivery limit by policy, and recreate it when it is empty to drop the old ones"
+                );
+                let channel = connection.create_channel().await?;
+                let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+                channel.queue_declare(queue.into(), passive, FieldTable::default()).await?;
+                channel
+            }
+            Err(err) => return Err(err),
+        };
         channel
             .queue_bind(
                 self.names.queue.as_str().into(),
@@ -111,6 +140,11 @@ impl Topology {
             channel.queue_declare(self.names.dead_queue.as_str().into(), passive, FieldTable::default()).await?;
         Ok(queue.message_count())
     }
+}
+
+/// Whether the broker refused a declaration because the object exists with other arguments.
+fn precondition_failed(err: &lapin::Error) -> bool {
+    matches!(err.kind(), ErrorKind::ProtocolError(e) if matches!(e.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)))
 }
 
 /// Closes a channel, then its connection. In that order, and each to completion: a channel
@@ -168,9 +202,9 @@ impl Publisher {
 
     async fn open(&self) -> lapin::Result<Channel> {
         let connection = connect(&self.url).await?;
+        self.topology.declare(&connection).await?;
         let channel = connection.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
-        self.topology.declare(&channel).await?;
         *self.channel.lock().unwrap_or_else(|p| p.into_inner()) = Some((connection, channel.clone()));
         Ok(channel)
     }

@@ -54,10 +54,6 @@ pub struct BrokerSettings {
     pub url: SecretString,
     /// Prefix of the exchange and queue names (`seckill` → `seckill.orders`, ...).
     pub prefix: String,
-    /// Deliveries of one message before the broker dead-letters it (quorum queue delivery limit).
-    /// With the workers' backoff (up to 8 s between attempts) 20 rides out a couple of minutes
-    /// of a dependency being down.
-    pub delivery_limit: u32,
     /// How long `place` waits for the broker's confirm before giving the unit back.
     #[serde(with = "humantime_serde")]
     pub confirm_timeout: Duration,
@@ -117,7 +113,6 @@ impl Default for BrokerSettings {
         BrokerSettings {
             url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
             prefix: OrderQueues::DEFAULT_PREFIX.into(),
-            delivery_limit: 20,
             confirm_timeout: Duration::from_secs(5),
         }
     }

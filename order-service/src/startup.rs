@@ -23,7 +23,7 @@ use crate::reconciler::Reconciler;
 use crate::results::Results;
 use crate::service::Orders;
 use crate::settings::Settings;
-use crate::worker::{Worker, Writer};
+use crate::worker::{Worker, WorkerParts, Writer};
 
 /// What both binaries connect to at start-up.
 struct Dependencies {
@@ -110,9 +110,8 @@ impl WorkerApplication {
         // Fail now, clearly, if the broker is unreachable (the consumers would only retry).
         let connection =
             crate::broker::connect(&settings.broker.url).await.map_err(|err| broker_unreachable(&settings, err))?;
-        let channel = connection.create_channel().await.map_err(|err| broker_unreachable(&settings, err))?;
-        deps.topology.declare(&channel).await.map_err(|err| broker_unreachable(&settings, err))?;
-        crate::broker::close(&connection, channel).await;
+        deps.topology.declare(&connection).await.map_err(|err| broker_unreachable(&settings, err))?;
+        let _ = connection.close(200, "declared".into()).await;
 
         let keys = settings.redis.keyspace();
         let lease = WorkerLease::acquire(&deps.redis, &keys, settings.worker.lease_ttl)
@@ -121,15 +120,17 @@ impl WorkerApplication {
         let ids = Arc::new(lease.snowflake()?);
         let results = Results::new(deps.redis.clone(), keys.clone());
         let shutdown = CancellationToken::new();
-        let worker = Arc::new(Worker::new(
-            settings.broker.url.clone(),
-            deps.topology.clone(),
-            settings.worker.clone(),
-            Writer::new(deps.pool.clone(), deps.stock.clone(), ids),
-            deps.stock.clone(),
-            results.clone(),
-        ));
-        let mut tasks = vec![tokio::spawn(worker.run(shutdown.clone()))];
+        let parts = WorkerParts {
+            amqp_url: settings.broker.url.clone(),
+            topology: deps.topology.clone(),
+            settings: settings.worker.clone(),
+            writer: Writer::new(deps.pool.clone(), deps.stock.clone(), ids),
+            stock: deps.stock.clone(),
+            results: results.clone(),
+            pool: deps.pool.clone(),
+        };
+        let worker = Arc::new(Worker::new(parts, shutdown.clone()));
+        let mut tasks = vec![tokio::spawn(worker.run())];
         if settings.reconciler.enabled {
             let reconciler =
                 Reconciler::new(deps.stock.clone(), results, deps.redis.clone(), keys, settings.reconciler.grace);

@@ -123,3 +123,33 @@ pub(crate) async fn by_user_and_goods(pool: &PgPool, user_id: i64, goods_id: i64
     .await?;
     Ok(row.map(OrderView::from))
 }
+
+/// A message the order queue dead-lettered, as the dead-letter consumer finished it.
+pub(crate) struct DeadLetter<'a> {
+    /// The order message, if it could be decoded.
+    pub(crate) message: Option<&'a OrderMessage>,
+    /// The broker's reason (`rejected`, `delivery_limit`, ...).
+    pub(crate) reason: &'a str,
+    /// What became of it: `ordered`, `failed` or `undecodable`.
+    pub(crate) outcome: &'a str,
+    /// The message body as it came.
+    pub(crate) payload: &'a [u8],
+}
+
+/// Keeps a dead letter in `order_dead_letters`; a ticket kept before is not kept twice.
+pub(crate) async fn record_dead_letter(pool: &PgPool, letter: &DeadLetter<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO order_dead_letters (ticket, goods_id, user_id, reason, outcome, payload)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (ticket) DO NOTHING",
+    )
+    .bind(letter.message.map(|m| m.ticket))
+    .bind(letter.message.map(|m| m.goods_id))
+    .bind(letter.message.map(|m| m.user_id))
+    .bind(letter.reason)
+    .bind(letter.outcome)
+    .bind(letter.payload)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

@@ -1,5 +1,5 @@
 //! One batch of deliveries: decoded, deduped, written in one transaction; on a refusal, written
-//! message by message to find the one at fault.
+//! message by message to find the one at fault. A transient failure holds the batch and retries.
 
 use std::collections::HashSet;
 
@@ -9,9 +9,9 @@ use lapin::message::Delivery;
 use rpc::Transport;
 use tokio::sync::mpsc;
 
-use super::Worker;
 use super::settle::{Settlement, reject};
 use super::writer::{Verdict, WriteError};
+use super::{Worker, hold_backoff};
 
 impl<T: Transport> Worker<T> {
     /// Writes and settles one batch of deliveries; a written batch is settled through `settler`
@@ -33,53 +33,67 @@ impl<T: Transport> Worker<T> {
         let mut seen = HashSet::with_capacity(messages.len());
         let unique: Vec<OrderMessage> =
             messages.iter().filter(|(message, _)| seen.insert(message.ticket)).map(|(m, _)| m.clone()).collect();
-        match self.writer.write(&unique).await {
-            Ok(verdicts) => {
-                self.transient_recovered();
-                let settlement = Settlement::new(&unique, verdicts, messages.into_iter().map(|(_, d)| d).collect());
-                match settler {
-                    Some(settler) => {
-                        if let Err(unsent) = settler.send(settlement).await {
-                            self.settle(unsent.0).await;
-                        }
-                    }
-                    None => self.settle(settlement).await,
-                }
-            }
-            Err(WriteError::Transient(err)) => {
-                let pause = self.transient_failure();
-                tracing::warn!(%err, batch = unique.len(), ?pause, "batch not written; it will be redelivered");
-                tokio::time::sleep(pause).await;
-                for (message, delivery) in &messages {
-                    self.retry_or_give_up(message, delivery, &err).await;
-                }
-            }
-            Err(WriteError::Refused(err) | WriteError::SoldOutInDatabase(err)) => {
-                tracing::warn!(%err, batch = unique.len(), "batch refused; writing its messages one by one");
-                for (message, delivery) in messages {
-                    self.process_one(&message, delivery).await;
-                }
-            }
-        }
+        let size = unique.len();
+        self.write_and_settle(unique, messages, settler).await;
         metrics::histogram!("order_batch_seconds").record(started.elapsed().as_secs_f64());
-        metrics::histogram!("order_batch_size").record(unique.len() as f64);
+        metrics::histogram!("order_batch_size").record(size as f64);
+    }
+
+    async fn write_and_settle(
+        &self,
+        unique: Vec<OrderMessage>,
+        messages: Vec<(OrderMessage, Delivery)>,
+        settler: Option<&mpsc::Sender<Settlement>>,
+    ) {
+        let mut backoff = hold_backoff();
+        let verdicts = loop {
+            match self.writer.write(&unique).await {
+                Ok(verdicts) => break verdicts,
+                Err(WriteError::Transient(err)) => {
+                    if !self.hold(&mut backoff, "write", &err).await {
+                        return; // stopping: the batch goes back to the queue, unacknowledged
+                    }
+                }
+                Err(WriteError::Refused(err) | WriteError::SoldOutInDatabase(err)) => {
+                    tracing::warn!(%err, batch = unique.len(), "batch refused; writing its messages one by one");
+                    for (message, delivery) in messages {
+                        self.process_one(&message, delivery).await;
+                    }
+                    return;
+                }
+            }
+        };
+        let settlement = Settlement::new(&unique, verdicts, messages.into_iter().map(|(_, d)| d).collect());
+        match settler {
+            Some(settler) => {
+                if let Err(unsent) = settler.send(settlement).await {
+                    self.settle(unsent.0).await;
+                }
+            }
+            None => self.settle(settlement).await,
+        }
     }
 
     async fn process_one(&self, message: &OrderMessage, delivery: Delivery) {
-        match self.writer.write(std::slice::from_ref(message)).await {
-            Ok(verdicts) => self.settle(Settlement::new(std::slice::from_ref(message), verdicts, vec![delivery])).await,
-            Err(WriteError::Transient(err)) => {
-                tokio::time::sleep(self.transient_failure()).await;
-                self.retry_or_give_up(message, &delivery, &err).await
+        let mut backoff = hold_backoff();
+        let verdicts = loop {
+            match self.writer.write(std::slice::from_ref(message)).await {
+                Ok(verdicts) => break verdicts,
+                Err(WriteError::Transient(err)) => {
+                    if !self.hold(&mut backoff, "write", &err).await {
+                        return;
+                    }
+                }
+                Err(WriteError::Refused(err)) => return self.give_up(message, &delivery, &err).await,
+                Err(WriteError::SoldOutInDatabase(err)) => {
+                    // Not poison: the database simply has no unit for it. The hold goes without
+                    // putting a unit back on sale (PostgreSQL does not have it), and the message
+                    // is done.
+                    tracing::error!(ticket = %message.ticket, %err, "no unit left in the database for this order");
+                    break vec![Verdict::Refused { reason: "sold out".into(), release: Some(ReleaseScope::Discard) }];
+                }
             }
-            Err(WriteError::Refused(err)) => self.give_up(message, &delivery, &err).await,
-            Err(WriteError::SoldOutInDatabase(err)) => {
-                // Not poison: the database simply has no unit for it. The hold goes without
-                // putting a unit back on sale (PostgreSQL does not have it), and the message is done.
-                tracing::error!(ticket = %message.ticket, %err, "no unit left in the database for this order");
-                let refused = Verdict::Refused { reason: "sold out".into(), release: Some(ReleaseScope::Discard) };
-                self.settle(Settlement::new(std::slice::from_ref(message), vec![refused], vec![delivery])).await
-            }
-        }
+        };
+        self.settle(Settlement::new(std::slice::from_ref(message), verdicts, vec![delivery])).await
     }
 }

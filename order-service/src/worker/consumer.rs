@@ -6,26 +6,55 @@ use std::time::Duration;
 use futures::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
+use lapin::{Channel, Connection, Consumer};
 use rpc::{Backoff, Transport};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use super::Worker;
 use super::settle::Settlement;
 use crate::broker;
 
+/// One broker connection's consumer on one queue.
+pub(super) struct Subscription {
+    connection: Connection,
+    channel: Channel,
+    pub(super) consumer: Consumer,
+}
+
+impl Subscription {
+    /// Closes the channel (unacknowledged messages go back to the queue), then the connection.
+    pub(super) async fn close(self) {
+        drop(self.consumer);
+        broker::close(&self.connection, self.channel).await;
+    }
+}
+
+/// What a consumer task consumes.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Role {
+    /// The order queue (consumer number n).
+    Orders(usize),
+    /// The dead-letter queue.
+    DeadLetters,
+}
+
 impl<T: Transport> Worker<T> {
-    /// Consumes until `shutdown`, reconnecting with a backoff whenever the broker is lost.
-    pub(super) async fn consume_forever(self: Arc<Self>, n: usize, shutdown: CancellationToken) {
+    /// Consumes as `role` says until the worker stops, reconnecting with a backoff whenever the
+    /// broker is lost.
+    pub(super) async fn consume_forever(self: Arc<Self>, role: Role) {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-        while !shutdown.is_cancelled() {
-            match self.consume(n, &shutdown).await {
+        while !self.shutdown.is_cancelled() {
+            let session = match role {
+                Role::Orders(n) => self.consume(n).await,
+                Role::DeadLetters => self.finish_dead_letters().await,
+            };
+            match session {
                 Ok(()) => return,
                 Err(err) => {
                     let pause = backoff.next_delay();
-                    tracing::warn!(consumer = n, %err, ?pause, "consumer lost the broker; reconnecting");
+                    tracing::warn!(?role, %err, ?pause, "consumer lost the broker; reconnecting");
                     tokio::select! {
-                        () = shutdown.cancelled() => return,
+                        () = self.shutdown.cancelled() => return,
                         () = tokio::time::sleep(pause) => {}
                     }
                 }
@@ -33,21 +62,23 @@ impl<T: Transport> Worker<T> {
         }
     }
 
-    async fn consume(self: &Arc<Self>, n: usize, shutdown: &CancellationToken) -> lapin::Result<()> {
+    /// Connects, declares the topology and subscribes to `queue` with a window of `prefetch`
+    /// unacknowledged messages.
+    pub(super) async fn subscribe(&self, queue: &str, prefetch: u16, tag: &str) -> lapin::Result<Subscription> {
         let connection = broker::connect(&self.amqp_url).await?;
+        self.topology.declare(&connection).await?;
         let channel = connection.create_channel().await?;
-        self.topology.declare(&channel).await?;
-        channel.basic_qos(self.settings.prefetch, BasicQosOptions::default()).await?;
-        let tag = format!("order-worker-{}-{n}", std::process::id());
-        let mut consumer = channel
-            .basic_consume(
-                self.topology.names.queue.as_str().into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
+        channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
+        let consumer = channel
+            .basic_consume(queue.into(), tag.into(), BasicConsumeOptions::default(), FieldTable::default())
             .await?;
-        tracing::info!(consumer = n, queue = %self.topology.names.queue, "consuming");
+        tracing::info!(queue, tag, "consuming");
+        Ok(Subscription { connection, channel, consumer })
+    }
+
+    async fn consume(self: &Arc<Self>, n: usize) -> lapin::Result<()> {
+        let tag = format!("order-worker-{}-{n}", std::process::id());
+        let mut subscription = self.subscribe(&self.topology.names.queue, self.settings.prefetch, &tag).await?;
         // Settling a written batch (results, releases, the ack) overlaps with writing the next
         // one; the settler keeps batches in order, and at most two wait for it.
         let (settle, mut pending) = mpsc::channel::<Settlement>(2);
@@ -59,9 +90,10 @@ impl<T: Transport> Worker<T> {
                 }
             }
         });
+        let consumer = &mut subscription.consumer;
         loop {
             let first = tokio::select! {
-                () = shutdown.cancelled() => break,
+                () = self.shutdown.cancelled() => break,
                 next = consumer.next() => next,
             };
             let Some(first) = first else { break };
@@ -77,9 +109,7 @@ impl<T: Transport> Worker<T> {
         }
         drop(settle);
         let _ = settler.await;
-        // Unacknowledged messages go back to the queue when the channel closes.
-        drop(consumer);
-        broker::close(&connection, channel).await;
+        subscription.close().await;
         Ok(())
     }
 }

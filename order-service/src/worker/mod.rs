@@ -9,20 +9,30 @@
 //! - `settle`: what follows a write: units of refused orders released, outcomes recorded, then
 //!   the acknowledgements; and the give-up policy for a message that will never be written (its
 //!   unit back, a failed result, the dead-letter queue).
+//! - `dead_letters`: the dead-letter queue's consumer, which finishes whatever reached it.
+//!
+//! A dependency that is down (PostgreSQL, stock-service, Redis) never sends a message back to the
+//! queue: the batch is held and its step retried with growing pauses ([`Worker::hold`]) until
+//! the dependency answers, and meanwhile the consumer takes nothing new. Returning it would count
+//! a delivery each time, and a long outage would dead-letter messages merely for lasting.
 
 mod batch;
 mod consumer;
+mod dead_letters;
 mod settle;
 mod writer;
 
-use std::sync::{Arc, Mutex};
+use std::fmt::Display;
+use std::sync::Arc;
 use std::time::Duration;
 
 use contracts::stock::StockServiceClient;
 use rpc::{Backoff, Transport};
 use secrecy::SecretString;
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use self::consumer::Role;
 pub(crate) use self::writer::Writer;
 use crate::broker::Topology;
 use crate::results::Results;
@@ -36,43 +46,83 @@ pub(crate) struct Worker<T> {
     writer: Writer<T>,
     stock: StockServiceClient<T>,
     results: Results,
-    /// Pause before handing back a batch that failed for a transient reason: a dependency that
-    /// restarts must not burn every message's delivery limit in seconds (each requeue counts one
-    /// delivery). Shared by the consumers: they fail together.
-    transient: Mutex<Backoff>,
+    /// Where the dead-letter consumer records what it finished (`order_dead_letters`).
+    pool: PgPool,
+    /// Cancelled when the worker stops: ends the consumers and any batch held in [`Worker::hold`].
+    shutdown: CancellationToken,
+}
+
+/// Everything a worker needs from outside.
+pub(crate) struct WorkerParts<T> {
+    pub(crate) amqp_url: SecretString,
+    pub(crate) topology: Topology,
+    pub(crate) settings: WorkerSettings,
+    pub(crate) writer: Writer<T>,
+    pub(crate) stock: StockServiceClient<T>,
+    pub(crate) results: Results,
+    pub(crate) pool: PgPool,
 }
 
 impl<T: Transport> Worker<T> {
-    /// A worker writing through `writer`, releasing through `stock`, recording in `results`.
-    pub(crate) fn new(
-        amqp_url: SecretString,
-        topology: Topology,
-        settings: WorkerSettings,
-        writer: Writer<T>,
-        stock: StockServiceClient<T>,
-        results: Results,
-    ) -> Self {
-        let transient = Mutex::new(Backoff::new(Duration::from_millis(500), Duration::from_secs(16)));
-        Worker { amqp_url, topology, settings, writer, stock, results, transient }
+    /// A worker writing through `writer`, releasing through `stock`, recording in `results`,
+    /// until `shutdown` is cancelled.
+    pub(crate) fn new(parts: WorkerParts<T>, shutdown: CancellationToken) -> Self {
+        let WorkerParts { amqp_url, topology, settings, writer, stock, results, pool } = parts;
+        Worker { amqp_url, topology, settings, writer, stock, results, pool, shutdown }
     }
 
-    /// Runs `settings.consumers` consumers until `shutdown` is cancelled; each reconnects after a
-    /// broker failure. In-flight batches finish before this returns.
-    pub(crate) async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let consumers: Vec<_> = (0..self.settings.consumers.max(1))
-            .map(|n| tokio::spawn(self.clone().consume_forever(n, shutdown.clone())))
-            .collect();
+    /// Runs `settings.consumers` consumers and the dead-letter consumer until the shutdown token
+    /// is cancelled; each reconnects after a broker failure. In-flight batches finish first.
+    pub(crate) async fn run(self: Arc<Self>) {
+        let roles = (0..self.settings.consumers.max(1)).map(Role::Orders).chain([Role::DeadLetters]);
+        let consumers: Vec<_> = roles.map(|role| tokio::spawn(self.clone().consume_forever(role))).collect();
         for consumer in consumers {
             let _ = consumer.await;
         }
     }
 
-    /// The pause after one more transient failure.
-    fn transient_failure(&self) -> Duration {
-        self.transient.lock().unwrap_or_else(|p| p.into_inner()).next_delay()
+    /// Waits before `step` is tried again after failing with `err`: a random pause under a ceiling
+    /// that starts at 200 ms and doubles up to 10 s (`backoff`). Returns false, at once, if the worker is stopping instead (the caller then leaves
+    /// its deliveries unacknowledged: they go back to the queue when the channel closes).
+    async fn hold(&self, backoff: &mut Backoff, step: &'static str, err: &(dyn Display + Sync)) -> bool {
+        let first = backoff.failures() == 0;
+        let pause = backoff.next_delay();
+        if first {
+            tracing::warn!(step, %err, "a dependency failed: holding the batch and retrying until it answers");
+        } else {
+            tracing::debug!(step, %err, ?pause, "still failing; holding the batch");
+        }
+        metrics::counter!("order_worker_holds_total", "step" => step).increment(1);
+        tokio::select! {
+            () = self.shutdown.cancelled() => false,
+            () = tokio::time::sleep(pause) => true,
+        }
     }
+}
 
-    fn transient_recovered(&self) {
-        self.transient.lock().unwrap_or_else(|p| p.into_inner()).succeeded();
+impl<T: Transport> Worker<T> {
+    /// Runs `attempt` until it succeeds, holding between failures ([`Worker::hold`]). `None` if
+    /// the worker stops first.
+    async fn persist<R, E, F>(&self, step: &'static str, mut attempt: impl FnMut() -> F) -> Option<R>
+    where
+        E: Display + Sync,
+        F: Future<Output = Result<R, E>>,
+    {
+        let mut backoff = hold_backoff();
+        loop {
+            match attempt().await {
+                Ok(value) => return Some(value),
+                Err(err) => {
+                    if !self.hold(&mut backoff, step, &err).await {
+                        return None;
+                    }
+                }
+            }
+        }
     }
+}
+
+/// The pauses of one held step.
+fn hold_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(200), Duration::from_secs(10))
 }

@@ -3,8 +3,7 @@
 use contracts::order::OrderMessage;
 use contracts::stock::ReleaseScope;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
-use lapin::types::AMQPValue;
+use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use rpc::Transport;
 
 use super::Worker;
@@ -42,25 +41,22 @@ impl Settlement {
     }
 }
 
-fn outcome_of(message: &OrderMessage, outcome: Outcome) -> TicketOutcome {
+pub(super) fn outcome_of(message: &OrderMessage, outcome: Outcome) -> TicketOutcome {
     TicketOutcome { goods_id: message.goods_id, user_id: message.user_id, ticket: message.ticket, outcome }
 }
 
 impl<T: Transport> Worker<T> {
-    /// Releases the units of refused orders, records every outcome, then acknowledges.
+    /// Releases the units of refused orders, records every outcome, then acknowledges. A release
+    /// that fails is retried in place ([`Worker::hold`]); if the worker stops meanwhile, nothing
+    /// is acknowledged and the redelivered batch is found written.
     pub(super) async fn settle(&self, settlement: Settlement) {
         for (message, scope) in &settlement.releases {
-            // A failed release is retried by the message's redelivery: hand the batch back.
             if !self.release(message, *scope).await {
-                for delivery in &settlement.deliveries {
-                    requeue(delivery).await;
-                }
                 return;
             }
         }
-        if let Err(err) = self.results.record(&settlement.outcomes).await {
-            // The orders are committed; polling falls back to PostgreSQL.
-            tracing::warn!(%err, "could not record results in Redis");
+        if !self.record(&settlement.outcomes).await {
+            return;
         }
         // Deliveries reach a consumer in tag order and each batch is settled after the ones
         // before it, so acknowledging the highest tag with `multiple` settles exactly this batch
@@ -72,64 +68,53 @@ impl<T: Transport> Worker<T> {
         }
     }
 
-    /// A transient failure: back to the queue, unless this was the message's last delivery.
-    pub(super) async fn retry_or_give_up(&self, message: &OrderMessage, delivery: &Delivery, err: &str) {
-        if deliveries_so_far(delivery) + 1 >= self.topology.delivery_limit {
-            return self.give_up(message, delivery, err).await;
-        }
-        requeue(delivery).await;
-    }
-
-    /// The message will never be written: give its unit back, record the failure, dead-letter it.
-    /// Unless an earlier delivery did write it (committed, then crashed before the ack): then it
-    /// is a success. When that cannot be checked, or the unit cannot be given back, the message
-    /// goes back to the queue rather than leave a unit stuck or a written order "failed".
+    /// The message will never be written: give its unit back, record the failure, dead-letter it
+    /// (the dead-letter consumer keeps it for operators). Unless an earlier delivery did write it
+    /// (committed, then crashed before the ack): then it is a success. Checking and releasing
+    /// are retried in place until they answer.
     pub(super) async fn give_up(&self, message: &OrderMessage, delivery: &Delivery, err: &str) {
-        match self.writer.existing_order(message.ticket).await {
-            Ok(Some(order_id)) => {
-                if let Err(err) = self.results.record(&[outcome_of(message, Outcome::Success(order_id))]).await {
-                    tracing::warn!(%err, "could not record the result in Redis");
-                }
-                if let Err(err) = delivery.acker.ack(BasicAckOptions::default()).await {
-                    tracing::warn!(%err, "ack failed; the message will be redelivered and found written");
-                }
+        let Some(existing) = self.existing_order(message).await else { return };
+        if let Some(order_id) = existing {
+            if !self.record(&[outcome_of(message, Outcome::Success(order_id))]).await {
                 return;
             }
-            Ok(None) => {}
-            Err(check) => {
-                tracing::warn!(ticket = %message.ticket, %check, "cannot tell whether the order exists; requeueing");
-                return requeue(delivery).await;
+            if let Err(err) = delivery.acker.ack(BasicAckOptions::default()).await {
+                tracing::warn!(%err, "ack failed; the message will be redelivered and found written");
             }
+            return;
         }
         if !self.release(message, ReleaseScope::AnyHold).await {
-            return requeue(delivery).await;
+            return;
         }
         tracing::error!(ticket = %message.ticket, %err, "order cannot be written: dead-lettering it");
         metrics::counter!("order_messages_total", "outcome" => "dead_lettered").increment(1);
-        let failed = outcome_of(message, Outcome::Failed("order could not be written".into()));
-        if let Err(err) = self.results.record(&[failed]).await {
-            tracing::warn!(%err, "could not record the failure in Redis");
-        }
-        reject(delivery).await;
-    }
-
-    /// Undoes a hold; whether that is now certain (released, or nothing was held).
-    async fn release(&self, message: &OrderMessage, scope: ReleaseScope) -> bool {
-        match self.stock.release(message.goods_id, message.user_id, message.ticket, scope).await {
-            Ok(_) => true,
-            Err(err) => {
-                tracing::error!(ticket = %message.ticket, %err, "could not release the unit of a refused order");
-                false
-            }
+        if self.record_failure(message).await {
+            reject(delivery).await;
         }
     }
-}
 
-/// Hands a message back to the queue (it counts one delivery).
-async fn requeue(delivery: &Delivery) {
-    let requeue = BasicNackOptions { requeue: true, ..Default::default() };
-    if let Err(err) = delivery.acker.nack(requeue).await {
-        tracing::warn!(%err, "nack failed; the broker redelivers on reconnect");
+    /// The order an earlier delivery of `message` wrote, if any, asked until PostgreSQL answers;
+    /// `None` if the worker stops first.
+    pub(super) async fn existing_order(&self, message: &OrderMessage) -> Option<Option<i64>> {
+        self.persist("check", || self.writer.existing_order(message.ticket)).await
+    }
+
+    /// Undoes a hold, asking until stock-service answers. True once that is certain (released,
+    /// or nothing was held); false if the worker stops first.
+    pub(super) async fn release(&self, message: &OrderMessage, scope: ReleaseScope) -> bool {
+        let release = || self.stock.release(message.goods_id, message.user_id, message.ticket, scope);
+        self.persist("release", release).await.is_some()
+    }
+
+    /// Records that `message` will never make an order (what its buyer's poll then reads).
+    pub(super) async fn record_failure(&self, message: &OrderMessage) -> bool {
+        self.record(&[outcome_of(message, Outcome::Failed("order could not be written".into()))]).await
+    }
+
+    /// Records outcomes in Redis, asking until it answers: a failure recorded nowhere would leave
+    /// its buyer polling "queued". False if the worker stops first.
+    pub(super) async fn record(&self, outcomes: &[TicketOutcome]) -> bool {
+        self.persist("record results", || self.results.record(outcomes)).await.is_some()
     }
 }
 
@@ -137,17 +122,5 @@ async fn requeue(delivery: &Delivery) {
 pub(super) async fn reject(delivery: &Delivery) {
     if let Err(err) = delivery.acker.reject(BasicRejectOptions { requeue: false }).await {
         tracing::warn!(%err, "reject failed");
-    }
-}
-
-/// How often the broker delivered this message before (quorum queues count in `x-delivery-count`).
-fn deliveries_so_far(delivery: &Delivery) -> u32 {
-    let count =
-        delivery.properties.headers().as_ref().and_then(|headers| headers.inner().get("x-delivery-count").cloned());
-    match count {
-        Some(AMQPValue::LongLongInt(n)) => n.max(0) as u32,
-        Some(AMQPValue::LongInt(n)) => n.max(0) as u32,
-        Some(AMQPValue::ShortInt(n)) => n.max(0) as u32,
-        _ => u32::from(delivery.redelivered),
     }
 }
