@@ -223,7 +223,11 @@ async fn a_lost_sale_state_is_rebuilt_from_postgresql() {
         Ok(ReserveOutcome::Reserved { stock_left: 6, .. })
     ));
     testkit::clear_redis_prefix(&sale.redis, &sale.prefix).await;
-    assert_eq!(sale.client.rewarm(goods).await, Ok(RewarmOutcome::Rebuilt { stock: 8 }), "the reconciler's way still works");
+    assert_eq!(
+        sale.client.rewarm(goods).await,
+        Ok(RewarmOutcome::Rebuilt { stock: 8 }),
+        "the reconciler's way still works"
+    );
     sale.finish().await;
 }
 
@@ -302,7 +306,11 @@ async fn a_resync_merges_the_orders_postgresql_has_into_the_holds_redis_kept() {
         .execute(&sale.db.pool)
         .await
         .unwrap();
-    sqlx::query("UPDATE seckill_goods SET stock = stock - 1 WHERE goods_id = $1").bind(goods).execute(&sale.db.pool).await.unwrap();
+    sqlx::query("UPDATE seckill_goods SET stock = stock - 1 WHERE goods_id = $1")
+        .bind(goods)
+        .execute(&sale.db.pool)
+        .await
+        .unwrap();
     assert_eq!(sale.client.stock_level(goods).await.unwrap().redis_stock, Some(7), "one unit too many on sale");
     assert_eq!(sale.client.resync(goods).await, Ok(RewarmOutcome::Rebuilt { stock: 6 }));
     let level = sale.client.stock_level(goods).await.unwrap();
