@@ -101,7 +101,9 @@ impl Metadata {
                     let bytes: [u8; 16] = value.try_into().map_err(|_| MetadataError::BadTraceId)?;
                     meta.trace_id = u128::from_be_bytes(bytes);
                 }
-                KEY_CREDENTIAL => meta.credential = Some(section.slice_ref(value)),
+                // An empty credential is none: it encodes as no entry, so it must decode as one
+                // (found by the `metadata` fuzz target).
+                KEY_CREDENTIAL => meta.credential = (!value.is_empty()).then(|| section.slice_ref(value)),
                 _ => {} // unknown keys are for newer peers
             }
         }
@@ -173,6 +175,13 @@ mod tests {
         let mut meta = Metadata::request("Stock", "reserve", Some(250_000), 0xfeed_beef);
         assert_eq!(decode(&encoded(&meta)).unwrap(), meta);
         meta.credential = Some(Bytes::from_static(b"who I am"));
+        assert_eq!(decode(&encoded(&meta)).unwrap(), meta);
+    }
+
+    #[test]
+    fn an_empty_credential_entry_is_no_credential() {
+        let meta = decode(&[KEY_CREDENTIAL, 0, 0]).unwrap();
+        assert_eq!(meta.credential, None);
         assert_eq!(decode(&encoded(&meta)).unwrap(), meta);
     }
 
