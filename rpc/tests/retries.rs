@@ -46,6 +46,24 @@ async fn an_idempotent_method_is_retried_on_another_node() {
     assert_eq!(nodes[1].switch.arrived(), 100, "node 2 served every call, retried or not");
 }
 
+#[tokio::test]
+async fn calls_to_a_dead_node_go_to_a_live_one_without_drawing_on_the_budget() {
+    let live = TestNode::spawn(2).await;
+    // A port nothing listens on any more: every connection to it is refused, as to a node killed
+    // with -9 that the registry still lists.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let registry = rpc::StaticRegistry::single("Lab", vec![dead.to_string(), live.addr.to_string()]);
+    // No budget at all: a retry that drew on it would fail its call.
+    let retry = RetryConfig { budget_ratio: 0.0, budget_min_per_sec: 0, ..Default::default() };
+    let config = ClusterConfig { balancer: BalancerKind::SmoothRoundRobin, ..config(retry) };
+    let lab = LabClient::new(rpc::Cluster::new(rpc::Registry::discover(&registry, "Lab"), config));
+    for _ in 0..200 {
+        // `record` is not idempotent: only a call that never reached a server may go elsewhere.
+        assert_eq!(lab.record().await.map_err(|e| e.to_string()), Ok(2));
+    }
+    assert_eq!(live.switch.arrived(), 200, "every call ran once, on the live node");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_every_node_fails_the_budget_caps_the_retries() {
     let nodes = TestNode::spawn_many(3).await;

@@ -4,6 +4,11 @@
 
 STACK_CONF=scripts/stack.conf
 RUN_DIR=var/run
+# What dev-up started, in start order: one `instance program port-offset` line each.
+INSTANCES=$RUN_DIR/instances
+# The programs dev-up can run several of (--replicas N); the gateway runs twice behind HAProxy
+# when N > 1.
+SCALED_PROGRAMS="stock-service order-service order-worker"
 
 # The program names, in start order, one per line.
 stack_programs() {
@@ -40,14 +45,45 @@ alive() {
   state=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $state != Z* ]]
 }
 
-# The pid of program $1 if dev-up started it and it still runs. The name check guards against a
-# stale pid file whose pid the system has since given to another process.
+# The pid of instance $1 (of program $2, by default the same name) if dev-up started it and it
+# still runs. The name check guards against a stale pid file whose pid the system has since
+# given to another process.
 running_pid() {
-  local pid_file="$RUN_DIR/$1.pid" pid
+  local pid_file="$RUN_DIR/$1.pid" program=${2:-$1} pid
   [[ -f $pid_file ]] || return 1
   pid=$(<"$pid_file")
   [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || return 1
   # comm is the executable's name, cut to 15 characters by the kernel.
-  [[ $(ps -o comm= -p "$pid" 2>/dev/null) == "${1:0:15}" ]] || return 1
+  [[ $(ps -o comm= -p "$pid" 2>/dev/null) == "${program:0:15}" ]] || return 1
   printf '%s\n' "$pid"
+}
+
+# The `instance program port-offset` lines for $1 replicas, in start order: each scaled program
+# $1 times (the first under its own name, then name-2, ...; ports 100 apart), every other program
+# once; with $1 > 1 two gateways (ports +100, +200) and haproxy on the gateway's own port.
+stack_instances() {
+  local replicas=$1 name i
+  for name in $(stack_programs); do
+    if [[ " $SCALED_PROGRAMS " == *" $name "* ]]; then
+      for ((i = 0; i < replicas; i++)); do
+        echo "$(instance_name "$name" "$i") $name $((i * 100))"
+      done
+    elif [[ $name == gateway ]] && ((replicas > 1)); then
+      echo "gateway gateway 100"
+      echo "gateway-2 gateway 200"
+      echo "haproxy haproxy 0"
+    else
+      echo "$name $name 0"
+    fi
+  done
+}
+
+# Instance $2 (from 0) of program $1: the program's name, then name-2, name-3, ...
+instance_name() {
+  if (($2 == 0)); then echo "$1"; else echo "$1-$(($2 + 1))"; fi
+}
+
+# What dev-up started (its instances file), or one of each program if it left none.
+started_instances() {
+  if [[ -f $INSTANCES ]]; then cat "$INSTANCES"; else stack_instances 1; fi
 }

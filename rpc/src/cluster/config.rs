@@ -120,6 +120,9 @@ pub struct BreakerConfig {
     pub slow_call_threshold: Duration,
     /// Open when at least this fraction of the window's calls were slow.
     pub slow_call_ratio: f64,
+    /// Open after this many node failures in a row, whatever the window says: a node that died
+    /// (0 turns this off).
+    pub consecutive_failures: u32,
     /// How long an open breaker refuses calls before letting probes through.
     #[serde(with = "humantime_serde")]
     pub open_for: Duration,
@@ -136,6 +139,7 @@ impl Default for BreakerConfig {
             failure_ratio: 0.5,
             slow_call_threshold: Duration::from_secs(1),
             slow_call_ratio: 0.8,
+            consecutive_failures: 5,
             open_for: Duration::from_secs(5),
             half_open_probes: 3,
         }

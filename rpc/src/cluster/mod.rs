@@ -250,7 +250,10 @@ impl Transport for Cluster {
                 return Err(error);
             }
             let Some(next) = inner.pick(call.hash_key, now, &mut tried) else { return Err(error) };
-            if !inner.retry.withdraw() {
+            // A call that never reached a server costs no server anything: sending it to another
+            // node is not amplification, so it does not draw on the budget (a node that dies
+            // would otherwise spend it in a second and fail every call still routed to it).
+            if !error.never_reached_server() && !inner.retry.withdraw() {
                 return Err(error);
             }
             let (service, to) = (inner.discovery.service(), &next.node.instance.addr);

@@ -14,8 +14,8 @@ use crate::error::Error;
 /// retried when it never reached a server (no connection could be made or secured, or the
 /// server was going away): that cannot apply it twice.
 ///
-/// The budget is tower's [`TpsBudget`]: every call deposits, every retry withdraws, deposits
-/// expire after the window. With a ratio of 0.1 a cluster that fails completely sends at
+/// The budget is tower's [`TpsBudget`]: every call deposits, every retry of a call that may have
+/// run withdraws (one that never reached a server is free), deposits expire after the window. With a ratio of 0.1 a cluster that fails completely sends at
 /// most 10% more calls than it was asked to (plus `budget_min_per_sec`), never a retry storm.
 #[derive(Debug)]
 pub(crate) struct RetryPolicy {
