@@ -205,9 +205,7 @@ fn scaled_programs_have_no_fixed_name_or_host_port() {
     let compose = compose();
     for (name, service) in programs(&compose) {
         assert!(service.container_name.is_none(), "{name} has a container_name: `--scale` would clash");
-        if name != "gateway" {
-            assert!(service.ports.is_empty(), "{name} publishes a port: `--scale` would clash");
-        }
+        assert!(service.ports.is_empty(), "{name} publishes a port: `--scale` would clash");
     }
 }
 
@@ -242,14 +240,14 @@ fn dev_up_listens_on_loopback_only() {
 }
 
 #[test]
-fn compose_publishes_the_gateway_only_and_keeps_the_rest_on_an_internal_network() {
+fn compose_publishes_the_load_balancer_only_and_keeps_the_rest_on_an_internal_network() {
     let compose = compose();
     let backend = compose.networks.get("backend").and_then(Option::as_ref).expect("a `backend` network");
     assert!(backend.internal, "the backend network is internal: no way in from outside");
     for (name, service) in &compose.services {
-        if name == "gateway" {
+        if name == "load-balancer" {
             assert!(service.networks.contains(&"backend".to_owned()) && service.networks.len() == 2, "{name}");
-            assert_eq!(service.ports.len(), 1, "the gateway publishes its public port only");
+            assert_eq!(service.ports.len(), 1, "the load balancer publishes its public port only");
             assert!(service.ports[0].starts_with("127.0.0.1:"), "published on loopback: {:?}", service.ports);
         } else {
             assert_eq!(service.networks, ["backend"], "{name} is on the internal network only");
@@ -298,4 +296,23 @@ fn the_k6_script_defaults_to_the_stacks_gateway_admin_and_captcha() {
     assert_eq!(default("CAPTCHA"), gateway["SECKILL_CAPTCHA__TEST_ANSWER"]);
     let port = gateway["SECKILL_LISTEN"].rsplit(':').next().unwrap_or_default();
     assert_eq!(default("BASE_URL"), format!("http://127.0.0.1:{port}"));
+}
+
+#[test]
+fn the_load_balancer_fronts_every_gateway_replica_on_the_gateways_port() {
+    let compose = compose();
+    let config = repo_file("deploy/haproxy/haproxy.cfg");
+    let gateway_listen = compose_value("SECKILL_LISTEN", &compose.services["gateway"].environment["SECKILL_LISTEN"]);
+    let gateway_port = gateway_listen.rsplit(':').next().expect("a port");
+    let template = config.lines().map(str::trim).find(|line| line.starts_with("server-template")).expect("a template");
+    assert!(
+        template.split_whitespace().any(|word| word == format!("gateway:{gateway_port}")),
+        "haproxy.cfg must resolve the `gateway` service on its port {gateway_port}: {template}"
+    );
+    let published = &compose.services["load-balancer"].ports[0];
+    let container_port = published.rsplit(':').next().expect("a port");
+    assert!(
+        config.lines().any(|line| line.trim() == format!("bind :{container_port}")),
+        "haproxy binds {container_port}"
+    );
 }
