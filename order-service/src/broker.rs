@@ -2,8 +2,9 @@
 //! reports success only on the broker's confirm.
 //!
 //! The order queue is declared with the arguments that never change (quorum, its dead-letter
-//! exchange) and nothing else: its delivery limit is a policy (`deploy/rabbitmq/policy.sh`, set
-//! by dev-up and compose), which an operator can change on a live queue. A queue argument, once
+//! exchange) and nothing else: its delivery limit is a policy (`seckill-orders`, set by the
+//! `rabbitmq-policy` service of docker-compose.yml; dev-up leaves the machine's RabbitMQ as it
+//! is), which an operator can change on a live queue. A queue argument, once
 //! declared, can never change: a newer version declaring other arguments than the running queue
 //! has would fail to start with PRECONDITION_FAILED. Should that happen anyway (a queue declared
 //! by an older version, with `x-delivery-limit`), the queue is used as it is, with a warning.
