@@ -239,13 +239,15 @@ impl<T: Transport + Clone> OrderService for Orders<T> {
 
     async fn audit(&self, goods_id: i64) -> Result<OrderAudit, OrderError> {
         self.caller()?.admin_or_service().map_err(forbidden)?;
-        let (orders, buyers) = store::counts(&self.pool, goods_id).await.map_err(database_failure)?;
+        // Redis first, then PostgreSQL: a ticket whose order is committed in between is still
+        // "queued" in the summary and found written in the database; read the other way round it
+        // would be neither pending nor counted.
         let (queued, failed_tickets) = self.results.summary(goods_id).await.map_err(|err| {
             tracing::error!(%err, "results unreadable");
             OrderError::Unavailable("results unavailable".into())
         })?;
         // A "queued" entry whose order exists was written but its result not recorded yet.
-        let written = store::count_tickets(&self.pool, &queued).await.map_err(database_failure)?;
+        let (orders, buyers, written) = store::counts(&self.pool, goods_id, &queued).await.map_err(database_failure)?;
         Ok(OrderAudit { orders, buyers, pending_tickets: queued.len() as i64 - written, failed_tickets })
     }
 }

@@ -53,16 +53,17 @@ pub(crate) async fn take_stock(conn: &mut PgConnection, goods_id: i64, n: i64) -
 }
 
 /// Orders and distinct buyers of a goods.
-pub(crate) async fn counts(pool: &PgPool, goods_id: i64) -> sqlx::Result<(i64, i64)> {
-    sqlx::query_as("SELECT count(*), count(DISTINCT user_id) FROM orders WHERE goods_id = $1")
-        .bind(goods_id)
-        .fetch_one(pool)
-        .await
-}
-
-/// How many of `tickets` have an order.
-pub(crate) async fn count_tickets(pool: &PgPool, tickets: &[Uuid]) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM orders WHERE ticket = ANY($1)").bind(tickets).fetch_one(pool).await
+pub(crate) async fn counts(pool: &PgPool, goods_id: i64, tickets: &[Uuid]) -> sqlx::Result<(i64, i64, i64)> {
+    // One statement, so one snapshot: the three counts agree with each other even while
+    // workers commit orders.
+    sqlx::query_as(
+        "SELECT count(*), count(DISTINCT user_id), count(*) FILTER (WHERE ticket = ANY($2)) \
+         FROM orders WHERE goods_id = $1",
+    )
+    .bind(goods_id)
+    .bind(tickets)
+    .fetch_one(pool)
+    .await
 }
 
 /// The order id of `ticket`, if its order exists.

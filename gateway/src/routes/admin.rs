@@ -56,10 +56,24 @@ pub(crate) async fn warm_up(
     Ok(HttpResponse::Ok().json(GoodsBody::new(&goods, chrono::Utc::now())))
 }
 
+/// The stock level and the order counts of one goods, as of one moment: they come from two
+/// services and workers commit orders (and their stock) all the while, so the order counts are
+/// read before and after the stock level until no order was committed in between. Without
+/// that, an audit taken while the queue drains could see a stock level from before a commit
+/// next to an order count from after it, and report a violation that never happened.
 async fn figures(state: &AppState, admin: Actor, goods_id: i64) -> Result<(StockLevel, OrderAudit), Problem> {
-    let level = state.stock_for(admin).stock_level(goods_id).await?;
-    let orders = state.orders_for(admin).audit(goods_id).await?;
-    Ok((level, orders))
+    const ATTEMPTS: usize = 20;
+    let orders_side = state.orders_for(admin);
+    let mut before = orders_side.audit(goods_id).await?;
+    for _ in 0..ATTEMPTS {
+        let level = state.stock_for(admin).stock_level(goods_id).await?;
+        let after = orders_side.audit(goods_id).await?;
+        if after.orders == before.orders {
+            return Ok((level, after));
+        }
+        before = after;
+    }
+    Err(Problem::unavailable("orders are being written too fast for a consistent audit; try again"))
 }
 
 /// Live figures of one sale.
