@@ -157,10 +157,24 @@ async fn paths_are_single_use_and_personal_and_a_wrong_captcha_gets_no_path() {
     let order_url = format!("/api/v1/seckill/goods/{goods_id}/{path}/orders");
     let (status, body) = app.post(&order_url, Some(bob_token), json!({})).await;
     assert_eq!((status, body["code"].as_str()), (403, Some("BAD_PATH")), "another user's path");
-    let (status, _) = app.post(&order_url, Some(alice_token), json!({})).await;
+    let (status, first) = app.post(&order_url, Some(alice_token), json!({})).await;
     assert_eq!(status, 202);
-    let (status, body) = app.post(&order_url, Some(alice_token), json!({})).await;
-    assert_eq!((status, body["code"].as_str()), (403, Some("BAD_PATH")), "a replayed path");
+    // Replayed (a load balancer repeating a request a dying gateway never answered), the used
+    // path places nothing: it answers with the first attempt's outcome, the same ticket while
+    // queued, DUPLICATE_ORDER once the order is written.
+    let (status, replay) = app.post(&order_url, Some(alice_token), json!({})).await;
+    match status {
+        202 => assert_eq!(replay["ticket"], first["ticket"], "{replay}"),
+        _ => assert_eq!((status, replay["code"].as_str()), (409, Some("DUPLICATE_ORDER")), "{replay}"),
+    }
+    assert_eq!(app.final_result(goods_id, alice_token).await["status"], "success");
+    let (status, replay) = app.post(&order_url, Some(alice_token), json!({})).await;
+    assert_eq!((status, replay["code"].as_str()), (409, Some("DUPLICATE_ORDER")), "a path replayed after the order");
+    let audit = app.drained_audit(goods_id).await;
+    assert_eq!((audit["goods"][0]["orders"].as_i64(), audit["goods"][0]["holds"].as_i64()), (Some(1), Some(1)));
+    // Bob, who bought nothing, still gets 403 for alice's used path.
+    let (status, body) = app.post(&order_url, Some(bob_token), json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("BAD_PATH")), "another user's used path");
     app.finish().await;
 }
 

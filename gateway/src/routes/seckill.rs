@@ -5,11 +5,12 @@
 //! the path (Redis) → the order RPC. After a sell-out, an order attempt costs no RPC and no Redis.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use contracts::order::OrderError;
+use contracts::order::{OrderError, OrderResult};
 
 use super::client_ip;
 use crate::api::{PathBody, PathRequest, ResultBody, TicketBody};
 use crate::auth::Caller;
+use crate::defences::PathError;
 use crate::problem::Problem;
 use crate::state::AppState;
 
@@ -69,7 +70,12 @@ pub(crate) async fn place_order(
         return Err(Problem::sold_out());
     }
     state.user_gate.admit(user_id, client_ip(&request)).await?;
-    state.paths.redeem(user_id, goods_id, &path).await?;
+    if let Err(err) = state.paths.redeem(user_id, goods_id, &path).await {
+        if matches!(err, PathError::Invalid) {
+            return repeated_order(&state, &caller, goods_id).await;
+        }
+        return Err(err.into());
+    }
     state.counters.place_call();
     let epoch = state.sold_out.epoch();
     // The gateway names the attempt: if the order-service node dies mid-call, the same ticket is
@@ -81,6 +87,22 @@ pub(crate) async fn place_order(
     }
     let ticket = placed?;
     Ok(HttpResponse::Accepted().json(TicketBody { ticket: ticket.ticket, status: "queued" }))
+}
+
+/// The answer to an order request whose path is used up: when the buyer's purchase already
+/// went through, this is a repeat of it (HAProxy repeats a request a dying gateway never
+/// answered, and the first attempt had redeemed the path), and it gets the first attempt's
+/// outcome, its queued ticket (202) or, once the order is written, 409 DUPLICATE_ORDER, instead
+/// of a 403 for a purchase that worked. Otherwise 403 BAD_PATH. Only the caller's own purchase
+/// is looked up, so a wrong path tells a prober nothing new.
+async fn repeated_order(state: &AppState, caller: &Caller, goods_id: i64) -> Result<HttpResponse, Problem> {
+    match state.orders_for(caller.0).result(goods_id).await {
+        Ok(OrderResult::Queued { ticket }) => {
+            Ok(HttpResponse::Accepted().json(TicketBody { ticket, status: "queued" }))
+        }
+        Ok(OrderResult::Success { .. }) => Err(Problem::duplicate_order()),
+        _ => Err(Problem::bad_path()),
+    }
 }
 
 /// Where the caller's purchase of this goods stands.
