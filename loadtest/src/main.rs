@@ -4,10 +4,13 @@
 //! cargo run --release -p loadtest -- audit --gateway http://127.0.0.1:8080 --wait-drained 60
 //! cargo run --release -p loadtest -- bench drain --orders 50000
 //! cargo run --release -p loadtest -- bench reserve --requests 200000 --concurrency 64
+//! cargo run --release -p loadtest -- drill all
 //! ```
 
 mod audit;
 mod bench;
+mod drill;
+mod http;
 mod sandbox;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +29,8 @@ enum Command {
     /// Benchmarks (programs that print their figures, not tests).
     #[command(subcommand)]
     Bench(bench::Bench),
+    /// Kills a part of the system mid-sale on private infrastructure and says what buyers lost.
+    Drill(drill::Args),
 }
 
 #[tokio::main]
@@ -34,5 +39,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Audit(args) => audit::run(args).await,
         Command::Bench(bench) => bench.run().await,
+        Command::Drill(args) => drill::run(args).await,
     }
 }

@@ -3,7 +3,15 @@
 # Sourced by scripts/dev-up and scripts/dev-down, from the repository root.
 
 STACK_CONF=scripts/stack.conf
-RUN_DIR=var/run
+# Where a stack keeps its pids, logs and generated files, and how far its ports are moved from
+# stack.conf's: the defaults are the developer's stack. `loadtest drill` runs a second, private
+# stack with DEV_UP_STATE_DIR and DEV_UP_PORT_OFFSET set (and its own PostgreSQL, Redis and
+# RabbitMQ URLs exported), so it never touches this one.
+STATE_DIR=${DEV_UP_STATE_DIR:-var}
+PORT_OFFSET=${DEV_UP_PORT_OFFSET:-0}
+[[ $PORT_OFFSET =~ ^[0-9]+$ ]] || { echo "error: DEV_UP_PORT_OFFSET must be a number, not '$PORT_OFFSET'" >&2; exit 2; }
+RUN_DIR=$STATE_DIR/run
+LOG_DIR=$STATE_DIR/log
 # What dev-up started, in start order: one `instance program port-offset` line each.
 INSTANCES=$RUN_DIR/instances
 # The programs dev-up can run several of (--replicas N); the gateway runs twice behind HAProxy
@@ -60,20 +68,21 @@ running_pid() {
 
 # The `instance program port-offset` lines for $1 replicas, in start order: each scaled program
 # $1 times (the first under its own name, then name-2, ...; ports 100 apart), every other program
-# once; with $1 > 1 two gateways (ports +100, +200) and haproxy on the gateway's own port.
+# once; with $1 > 1 two gateways (ports +100, +200) and haproxy on the gateway's own port. Every
+# offset includes PORT_OFFSET.
 stack_instances() {
   local replicas=$1 name i
   for name in $(stack_programs); do
     if [[ " $SCALED_PROGRAMS " == *" $name "* ]]; then
       for ((i = 0; i < replicas; i++)); do
-        echo "$(instance_name "$name" "$i") $name $((i * 100))"
+        echo "$(instance_name "$name" "$i") $name $((PORT_OFFSET + i * 100))"
       done
     elif [[ $name == gateway ]] && ((replicas > 1)); then
-      echo "gateway gateway 100"
-      echo "gateway-2 gateway 200"
-      echo "haproxy haproxy 0"
+      echo "gateway gateway $((PORT_OFFSET + 100))"
+      echo "gateway-2 gateway $((PORT_OFFSET + 200))"
+      echo "haproxy haproxy $PORT_OFFSET"
     else
-      echo "$name $name 0"
+      echo "$name $name $PORT_OFFSET"
     fi
   done
 }

@@ -5,8 +5,8 @@
 //! cargo run --release -p loadtest -- audit --wait-drained 60
 //! ```
 
-mod gateway;
-mod report;
+pub(crate) mod gateway;
+pub(crate) mod report;
 
 use std::time::{Duration, Instant};
 
@@ -61,7 +61,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Polls the audit until no ticket is pending or `limit` has passed, and returns the last one.
-async fn wait_drained(gateway: &Gateway, goods: Option<i64>, limit: Duration) -> anyhow::Result<AuditReport> {
+pub(crate) async fn wait_drained(
+    gateway: &Gateway,
+    goods: Option<i64>,
+    limit: Duration,
+) -> anyhow::Result<AuditReport> {
     let started = Instant::now();
     // Hidden when stderr is not a terminal (CI logs), so the outcome is also said in plain text.
     let spinner = ProgressBar::new_spinner().with_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")?);

@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
-use chrono::Utc;
 use hdrhistogram::Histogram;
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::http::Http;
 use crate::sandbox::FullStack;
 
 /// Options of `bench gateway`.
@@ -201,60 +201,4 @@ fn bare_server() -> anyhow::Result<(String, actix_web::dev::ServerHandle)> {
     let handle = server.handle();
     tokio::spawn(server);
     Ok((url, handle))
-}
-
-/// The gateway's HTTP API, as the driver uses it.
-#[derive(Clone)]
-struct Http {
-    client: reqwest::Client,
-    base: String,
-    admin: String,
-}
-
-impl Http {
-    async fn post(&self, path: &str, token: &str, body: Value) -> anyhow::Result<(u16, Value)> {
-        let response = self.client.post(format!("{}{path}", self.base)).bearer_auth(token).json(&body).send().await?;
-        let status = response.status().as_u16();
-        Ok((status, response.json().await.unwrap_or(Value::Null)))
-    }
-
-    async fn users(&self, count: u32) -> anyhow::Result<Vec<String>> {
-        let mut tokens = Vec::with_capacity(count as usize);
-        // The bulk endpoint takes at most 20,000 users per call.
-        for chunk in 0..count.div_ceil(20_000) {
-            let prefix = format!("bench{}_{chunk}_", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-            let n = (count - chunk * 20_000).min(20_000);
-            let (status, body) =
-                self.post("/admin/v1/users/bulk", &self.admin.clone(), json!({"prefix": prefix, "count": n})).await?;
-            anyhow::ensure!(status == 201, "bulk users: {status} {body}");
-            tokens.extend(
-                body["users"].as_array().into_iter().flatten().filter_map(|u| u["token"].as_str().map(str::to_owned)),
-            );
-        }
-        Ok(tokens)
-    }
-
-    async fn sale(&self, stock: i32) -> anyhow::Result<i64> {
-        let now = Utc::now();
-        let goods = json!({"name": "Benchmark", "price_cents": 100, "seckill_price_cents": 1, "stock": stock,
-            "start_at": now - chrono::Duration::minutes(1), "end_at": now + chrono::Duration::hours(1)});
-        let (status, body) = self.post("/admin/v1/goods", &self.admin.clone(), goods).await?;
-        anyhow::ensure!(status == 201, "create goods: {status} {body}");
-        let goods_id = body["goods_id"].as_i64().unwrap_or_default();
-        let (status, body) =
-            self.post(&format!("/admin/v1/goods/{goods_id}/warmup"), &self.admin.clone(), json!({})).await?;
-        anyhow::ensure!(status == 200, "warm up: {status} {body}");
-        Ok(goods_id)
-    }
-
-    /// path, then order: the order's status.
-    async fn buy(&self, goods_id: i64, token: &str) -> anyhow::Result<(u16, Value)> {
-        let (status, path) =
-            self.post(&format!("/api/v1/seckill/goods/{goods_id}/path"), token, json!({"captcha": "k6-test"})).await?;
-        if status != 200 {
-            return Ok((status, path));
-        }
-        let path = path["path"].as_str().unwrap_or_default();
-        self.post(&format!("/api/v1/seckill/goods/{goods_id}/{path}/orders"), token, json!({})).await
-    }
 }

@@ -1,0 +1,95 @@
+//! The gateway's HTTP API as the load drivers use it: an admin who sets up sales and buyers, and
+//! the purchase (path, then order) a buyer makes.
+
+use chrono::Utc;
+use serde_json::{Value, json};
+
+/// A client of one gateway, holding an admin's bearer token.
+#[derive(Clone)]
+pub struct Http {
+    /// The HTTP client (its connection pool is shared by every clone).
+    pub client: reqwest::Client,
+    /// The gateway's base URL.
+    pub base: String,
+    /// An admin's bearer token.
+    pub admin: String,
+}
+
+impl Http {
+    /// A client of the gateway at `base`, logged in as the admin `username`.
+    pub async fn login(client: reqwest::Client, base: &str, username: &str, password: &str) -> anyhow::Result<Http> {
+        let mut http = Http { client, base: base.trim_end_matches('/').to_owned(), admin: String::new() };
+        let (status, body) =
+            http.post("/api/v1/users/login", "", json!({"username": username, "password": password})).await?;
+        anyhow::ensure!(status == 200, "admin login: {status} {body}");
+        http.admin = body["token"].as_str().unwrap_or_default().to_owned();
+        Ok(http)
+    }
+
+    /// POSTs `body` with `token` (none if empty): the status and the JSON answer (null if none).
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+        let mut request = self.client.post(format!("{}{path}", self.base)).json(&body);
+        if !token.is_empty() {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// GETs `path` with `token`: the status and the JSON answer (null if none).
+    pub async fn get(&self, path: &str, token: &str) -> anyhow::Result<(u16, Value)> {
+        let response = self.client.get(format!("{}{path}", self.base)).bearer_auth(token).send().await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// Creates `count` buyers (new names every call) and returns their bearer tokens.
+    pub async fn users(&self, count: u32) -> anyhow::Result<Vec<String>> {
+        let mut tokens = Vec::with_capacity(count as usize);
+        // The bulk endpoint takes at most 20,000 users per call.
+        for chunk in 0..count.div_ceil(20_000) {
+            let prefix = format!("bench{}_{chunk}_", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+            let n = (count - chunk * 20_000).min(20_000);
+            let (status, body) =
+                self.post("/admin/v1/users/bulk", &self.admin, json!({"prefix": prefix, "count": n})).await?;
+            anyhow::ensure!(status == 201, "bulk users: {status} {body}");
+            tokens.extend(
+                body["users"].as_array().into_iter().flatten().filter_map(|u| u["token"].as_str().map(str::to_owned)),
+            );
+        }
+        Ok(tokens)
+    }
+
+    /// Creates a sale of `stock` units, open for an hour, and warms it up: its goods id.
+    pub async fn sale(&self, stock: i32) -> anyhow::Result<i64> {
+        let now = Utc::now();
+        let goods = json!({"name": "Benchmark", "price_cents": 100, "seckill_price_cents": 1, "stock": stock,
+            "start_at": now - chrono::Duration::minutes(1), "end_at": now + chrono::Duration::hours(1)});
+        let (status, body) = self.post("/admin/v1/goods", &self.admin, goods).await?;
+        anyhow::ensure!(status == 201, "create goods: {status} {body}");
+        let goods_id = body["goods_id"].as_i64().unwrap_or_default();
+        let (status, body) = self.post(&format!("/admin/v1/goods/{goods_id}/warmup"), &self.admin, json!({})).await?;
+        anyhow::ensure!(status == 200, "warm up: {status} {body}");
+        Ok(goods_id)
+    }
+
+    /// path, then order (the captcha in the gateway's test mode, `k6-test`): the status and
+    /// answer of the last step made.
+    pub async fn buy(&self, goods_id: i64, token: &str) -> anyhow::Result<(u16, Value)> {
+        let (status, path) =
+            self.post(&format!("/api/v1/seckill/goods/{goods_id}/path"), token, json!({"captcha": "k6-test"})).await?;
+        if status != 200 {
+            return Ok((status, path));
+        }
+        let path = path["path"].as_str().unwrap_or_default();
+        self.post(&format!("/api/v1/seckill/goods/{goods_id}/{path}/orders"), token, json!({})).await
+    }
+
+    /// The buyer's result for `goods_id`: `queued`, `success`, `failed`, `sold_out` or `none`.
+    pub async fn result(&self, goods_id: i64, token: &str) -> anyhow::Result<String> {
+        let (status, body) = self.get(&format!("/api/v1/seckill/goods/{goods_id}/result"), token).await?;
+        anyhow::ensure!(status == 200, "result: {status} {body}");
+        Ok(body["status"].as_str().unwrap_or_default().to_owned())
+    }
+}
