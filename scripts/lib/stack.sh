@@ -11,7 +11,6 @@ STATE_DIR=${DEV_UP_STATE_DIR:-var}
 PORT_OFFSET=${DEV_UP_PORT_OFFSET:-0}
 [[ $PORT_OFFSET =~ ^[0-9]+$ ]] || { echo "error: DEV_UP_PORT_OFFSET must be a number, not '$PORT_OFFSET'" >&2; exit 2; }
 RUN_DIR=$STATE_DIR/run
-LOG_DIR=$STATE_DIR/log
 # What dev-up started, in start order: one `instance program port-offset` line each.
 INSTANCES=$RUN_DIR/instances
 # The programs dev-up can run several of (--replicas N); the gateway runs twice behind HAProxy
