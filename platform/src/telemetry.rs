@@ -19,7 +19,12 @@ pub enum LogFormat {
 /// PostgreSQL notices such as "relation already exists, skipping" are not news), fields such as
 /// `trace_id` from the current spans on every line. Safe to call twice (the second is a no-op).
 pub fn init(service: &'static str, format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    init_with_default(service, format, "info,sqlx=warn");
+}
+
+/// [`init`] with `default` as the filter when `RUST_LOG` is not set.
+pub fn init_with_default(service: &'static str, format: LogFormat, default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let registry = tracing_subscriber::registry().with(filter);
     let installed = match format {
         LogFormat::Pretty => registry.with(fmt::layer().with_target(false)).try_init(),
