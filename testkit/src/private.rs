@@ -332,8 +332,10 @@ fn postgres_bin_dir() -> io::Result<PathBuf> {
     versions.pop().ok_or_else(|| io::Error::other("PostgreSQL's initdb and pg_ctl are not installed"))
 }
 
+/// Whether this runs as root (asked once).
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|out| out.stdout.trim_ascii() == b"0")
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOT.get_or_init(|| Command::new("id").arg("-u").output().is_ok_and(|out| out.stdout.trim_ascii() == b"0"))
 }
 
 /// `program`, run as `user` when this runs as root (PostgreSQL refuses to run as root), as the
