@@ -22,6 +22,67 @@ pub struct NewGoods {
     pub start_at: DateTime<Utc>,
     /// When the sale closes.
     pub end_at: DateTime<Utc>,
+    /// How a purchase takes a unit (admin-only, fixed at creation; the default is the
+    /// production path).
+    #[serde(default)]
+    pub strategy: PurchaseStrategy,
+}
+
+/// How a purchase of a goods takes its unit. The production path is [`PurchaseStrategy::LuaMq`]
+/// and the default; the others exist to be compared with it side by side (`loadtest scenario
+/// oversell`), each in a file of its own under `order-service/src/strategy/` that says what goes
+/// wrong with it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PurchaseStrategy {
+    /// `SELECT stock`, then `UPDATE ... SET stock = <what was read> - 1`: lost updates oversell.
+    DbCheckThenUpdate,
+    /// `UPDATE ... SET stock = stock - 1 WHERE stock > 0`: correct, bound by the row lock.
+    DbGuardedUpdate,
+    /// `SELECT ... FOR UPDATE`, then the update: correct, pessimistic, bound by the row lock.
+    DbForUpdate,
+    /// A version column compared on update, retried a few times: correct, but under contention
+    /// most buyers exhaust their retries and units stay unsold while buyers were turned away.
+    DbOptimistic,
+    /// `DECR` in Redis, then the duplicate check: a repeat click burns a unit, so it undersells.
+    RedisDecr,
+    /// The reservation script, then the order written synchronously in the request.
+    RedisLuaSyncDb,
+    /// The reservation script, then the order queued (publisher-confirmed) for the batched
+    /// workers: the production path.
+    #[default]
+    LuaMq,
+}
+
+impl PurchaseStrategy {
+    /// Every strategy, from the most naive to the production path.
+    pub const ALL: [PurchaseStrategy; 7] = [
+        PurchaseStrategy::DbCheckThenUpdate,
+        PurchaseStrategy::DbGuardedUpdate,
+        PurchaseStrategy::DbForUpdate,
+        PurchaseStrategy::DbOptimistic,
+        PurchaseStrategy::RedisDecr,
+        PurchaseStrategy::RedisLuaSyncDb,
+        PurchaseStrategy::LuaMq,
+    ];
+
+    /// The name used in the API and in the database (`lua_mq`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            PurchaseStrategy::DbCheckThenUpdate => "db_check_then_update",
+            PurchaseStrategy::DbGuardedUpdate => "db_guarded_update",
+            PurchaseStrategy::DbForUpdate => "db_for_update",
+            PurchaseStrategy::DbOptimistic => "db_optimistic",
+            PurchaseStrategy::RedisDecr => "redis_decr",
+            PurchaseStrategy::RedisLuaSyncDb => "redis_lua_sync_db",
+            PurchaseStrategy::LuaMq => "lua_mq",
+        }
+    }
+
+    /// The strategy named `name`, if any.
+    pub fn from_name(name: &str) -> Option<PurchaseStrategy> {
+        PurchaseStrategy::ALL.into_iter().find(|s| s.name() == name)
+    }
 }
 
 /// Goods on sale as buyers see them.
@@ -47,6 +108,8 @@ pub struct GoodsView {
     pub end_at: DateTime<Utc>,
     /// Whether the sale state is in Redis (only then can it be bought).
     pub warmed: bool,
+    /// How a purchase takes a unit.
+    pub strategy: PurchaseStrategy,
 }
 
 /// What `reserve` decided, atomically, in one Lua script.

@@ -244,6 +244,13 @@ pub struct NewGoodsBody {
     pub start_at: DateTime<Utc>,
     /// Sale closes (RFC 3339).
     pub end_at: DateTime<Utc>,
+    /// How a purchase takes a unit: `lua_mq` (the default, the production path), or one of the
+    /// strategies kept for comparison (`db_check_then_update`, `db_guarded_update`,
+    /// `db_for_update`, `db_optimistic`, `redis_decr`, `redis_lua_sync_db`; see
+    /// `order-service/src/strategy/`). Fixed at creation.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "lua_mq")]
+    pub strategy: Option<contracts::stock::PurchaseStrategy>,
 }
 
 /// Load-test users to create.

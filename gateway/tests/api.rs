@@ -322,6 +322,12 @@ async fn client_mistakes_are_4xx_problems_never_500() {
     let bad = json!({"name": "x", "price_cents": 1, "seckill_price_cents": 1, "stock": 1, "start_at": now, "end_at": now - chrono::Duration::hours(1)});
     let (status, body) = app.post("/admin/v1/goods", Some(&app.admin_token), bad).await;
     assert_eq!((status, body["code"].as_str()), (400, Some("VALIDATION")));
+    // a purchase strategy that does not exist
+    let unknown = json!({"name": "x", "price_cents": 1, "seckill_price_cents": 1, "stock": 1, "start_at": now,
+        "end_at": now + chrono::Duration::hours(1), "strategy": "first_come_first_served"});
+    let (status, body) = app.post("/admin/v1/goods", Some(&app.admin_token), unknown).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("VALIDATION")), "{body}");
+    assert!(body["detail"].as_str().unwrap_or_default().contains("lua_mq"), "the error names the strategies: {body}");
     app.finish().await;
 }
 

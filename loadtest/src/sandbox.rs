@@ -83,6 +83,7 @@ impl Sandbox {
             stock,
             start_at: now - chrono::Duration::minutes(1),
             end_at: now + chrono::Duration::hours(1),
+            strategy: Default::default(),
         };
         let admin = self.stock.clone().with_credential(testkit::as_admin());
         let goods_id = admin.create_goods(goods).await?.goods_id;

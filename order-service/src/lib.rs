@@ -26,6 +26,7 @@ pub mod settings;
 pub mod snowflake;
 mod startup;
 pub mod store;
+mod strategy;
 mod worker;
 pub mod worker_lease;
 

@@ -1,7 +1,8 @@
 //! The `OrderService` implementation: place (reserve, publish, confirm), result, get.
 
-use contracts::order::{OrderAudit, OrderError, OrderMessage, OrderResult, OrderService, OrderView, Ticket};
-use contracts::stock::{ReleaseOutcome, ReleaseScope, ReserveOutcome, StockError, StockServiceClient};
+use contracts::keyspace::Keyspace;
+use contracts::order::{OrderAudit, OrderError, OrderResult, OrderService, OrderView, Ticket};
+use contracts::stock::{StockError, StockServiceClient};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,16 +14,26 @@ use uuid::Uuid;
 
 use crate::broker::Publisher;
 use crate::results::{Outcome, Results, TicketOutcome};
+use crate::snowflake::Snowflake;
 use crate::store;
+use crate::strategy::SaleRules;
 
-/// The order service. Cheap to clone (its parts are handles).
+/// The order service. Cheap to clone (its parts are handles). The purchase itself is in
+/// [`crate::strategy`], one file per strategy.
 pub(crate) struct Orders<T> {
-    pool: PgPool,
-    stock: StockServiceClient<T>,
-    publisher: Arc<Publisher>,
-    results: Results,
-    identities: Identities,
-    orphan_check: Duration,
+    pub(crate) pool: PgPool,
+    pub(crate) stock: StockServiceClient<T>,
+    pub(crate) publisher: Arc<Publisher>,
+    pub(crate) results: Results,
+    pub(crate) identities: Identities,
+    pub(crate) orphan_check: Duration,
+    /// The sale state's Redis, for `redis_decr`.
+    pub(crate) redis: deadpool_redis::Pool,
+    pub(crate) keys: Keyspace,
+    /// Order ids for the strategies that write orders in the request.
+    pub(crate) ids: Arc<Snowflake>,
+    /// Each goods' strategy, price and window.
+    pub(crate) rules: Arc<SaleRules>,
 }
 
 impl<T: Clone> Clone for Orders<T> {
@@ -34,6 +45,10 @@ impl<T: Clone> Clone for Orders<T> {
             results: self.results.clone(),
             identities: self.identities.clone(),
             orphan_check: self.orphan_check,
+            redis: self.redis.clone(),
+            keys: self.keys.clone(),
+            ids: self.ids.clone(),
+            rules: self.rules.clone(),
         }
     }
 }
@@ -42,20 +57,36 @@ impl<T: Clone> Clone for Orders<T> {
 /// longer than a batch takes, so polls during a normal sale never reach the database.
 const QUEUED_CHECK_AFTER_MS: i64 = 3_000;
 
-/// Time kept back from the caller's deadline for answering it.
-const ANSWER_MARGIN: Duration = Duration::from_millis(100);
+/// What [`Orders`] is built from.
+pub(crate) struct OrderParts<T> {
+    pub(crate) pool: PgPool,
+    pub(crate) stock: StockServiceClient<T>,
+    pub(crate) publisher: Publisher,
+    pub(crate) redis: deadpool_redis::Pool,
+    pub(crate) keys: Keyspace,
+    pub(crate) ids: Arc<Snowflake>,
+    pub(crate) identities: Identities,
+    pub(crate) orphan_check: Duration,
+}
 
 impl<T: Transport + Clone> Orders<T> {
     /// The service over its dependencies.
-    pub(crate) fn new(
-        pool: PgPool,
-        stock: StockServiceClient<T>,
-        publisher: Publisher,
-        results: Results,
-        identities: Identities,
-        orphan_check: Duration,
-    ) -> Self {
-        Orders { pool, stock, publisher: Arc::new(publisher), results, identities, orphan_check }
+    pub(crate) fn new(parts: OrderParts<T>) -> Self {
+        let OrderParts { pool, stock, publisher, redis, keys, ids, identities, orphan_check } = parts;
+        let results = Results::new(redis.clone(), keys.clone());
+        let rules = Arc::new(SaleRules::new(pool.clone()));
+        Orders {
+            pool,
+            stock,
+            publisher: Arc::new(publisher),
+            results,
+            identities,
+            orphan_check,
+            redis,
+            keys,
+            ids,
+            rules,
+        }
     }
 
     /// Who the call being served comes from.
@@ -70,102 +101,9 @@ impl<T: Transport + Clone> Orders<T> {
     fn buyer(&self) -> Result<i64, OrderError> {
         self.caller()?.user().map(|actor| actor.user_id).map_err(forbidden)
     }
-
-    /// Reserve, publish, confirm, and on failure release: always all of it, so that a unit taken
-    /// ends either behind a queued ticket or back on sale. Safe to repeat with the same ticket
-    /// (another node retrying a call this one may have half done): the reserve is idempotent per
-    /// ticket and the workers write one order per ticket however often its message comes.
-    async fn place_to_completion(
-        &self,
-        user_id: i64,
-        goods_id: i64,
-        ticket: Uuid,
-        budget: Option<Duration>,
-    ) -> Result<Ticket, OrderError> {
-        let reserved = match self.stock.reserve(goods_id, user_id, ticket).await {
-            Ok(outcome) => outcome,
-            Err(err) => {
-                if !matches!(err, rpc::Error::Application(_)) && !err.not_executed() {
-                    // The reserve may have been applied without its answer reaching us.
-                    self.release_if_orphaned_later(goods_id, user_id, ticket);
-                }
-                return Err(stock_failure(err));
-            }
-        };
-        let price_cents = match reserved {
-            ReserveOutcome::Reserved { price_cents, .. } => price_cents,
-            ReserveOutcome::Duplicate => return Err(OrderError::Duplicate),
-            ReserveOutcome::SoldOut => return Err(OrderError::SoldOut),
-            ReserveOutcome::NotStarted { starts_at } => return Err(OrderError::NotStarted { starts_at }),
-            ReserveOutcome::Ended => return Err(OrderError::Ended),
-        };
-        let message = OrderMessage { ticket, user_id, goods_id, price_cents };
-        // Wait for the confirm no longer than the caller waits for us.
-        let patience = budget.map(|left| left.saturating_sub(ANSWER_MARGIN).max(ANSWER_MARGIN));
-        if let Err(err) = self.publisher.publish_within(&message, patience).await {
-            // Nothing is accepted unless the broker has it: give the unit back.
-            tracing::warn!(%ticket, %err, "order message not confirmed; releasing the reservation");
-            match self.stock.release(goods_id, user_id, ticket, ReleaseScope::Unclaimed).await {
-                Ok(ReleaseOutcome::Released) => {}
-                // A worker already claimed it: the broker did store the message after all.
-                Ok(ReleaseOutcome::Claimed) => return Ok(self.queued(ticket, user_id, goods_id).await),
-                // Nothing is held any more (released meanwhile, or lost with Redis data): if the
-                // message did get through, its worker finds no reservation and fails it.
-                Ok(ReleaseOutcome::NotHeld) => {
-                    tracing::warn!(%ticket, "the reservation was gone after an unconfirmed publish")
-                }
-                // Released later, or by the reconciler after its grace period.
-                Err(release) => {
-                    tracing::error!(%ticket, %release, "release failed; retrying later");
-                    self.release_if_orphaned_later(goods_id, user_id, ticket);
-                }
-            }
-            metrics::counter!("orders_placed_total", "outcome" => "unconfirmed").increment(1);
-            return Err(OrderError::Unavailable(
-                "the order queue did not confirm; nothing was taken, try again".into(),
-            ));
-        }
-        Ok(self.queued(ticket, user_id, goods_id).await)
-    }
-
-    /// After `orphan_check`, gives back what `ticket` still holds unclaimed, unless it was queued
-    /// meanwhile (a retry of the same ticket got through): a reserve whose answer was lost, or a
-    /// release that failed, does not wait for the reconciler's grace period.
-    fn release_if_orphaned_later(&self, goods_id: i64, user_id: i64, ticket: Uuid) {
-        let this = self.clone();
-        tokio::spawn(async move {
-            let mut backoff = rpc::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-            tokio::time::sleep(this.orphan_check).await;
-            for _ in 0..10 {
-                match this.results.get(goods_id, user_id).await {
-                    Ok(Some(recorded)) if recorded.ticket == ticket => return,
-                    Ok(_) => {}
-                    Err(err) => tracing::warn!(%ticket, %err, "results unreadable; checking the hold anyway"),
-                }
-                match this.stock.release(goods_id, user_id, ticket, ReleaseScope::Unclaimed).await {
-                    Ok(ReleaseOutcome::Released) => {
-                        tracing::warn!(%ticket, "released the unit of a reservation nobody placed");
-                        return;
-                    }
-                    Ok(ReleaseOutcome::Claimed | ReleaseOutcome::NotHeld) => return,
-                    Err(err) => tracing::warn!(%ticket, %err, "orphan release failed; retrying"),
-                }
-                tokio::time::sleep(backoff.next_delay()).await;
-            }
-            tracing::error!(%ticket, "orphan release kept failing; the reconciler will release it");
-        });
-    }
-
-    async fn queued(&self, ticket: Uuid, user_id: i64, goods_id: i64) -> Ticket {
-        if let Err(err) = self.results.mark_queued(goods_id, user_id, ticket).await {
-            tracing::warn!(%ticket, %err, "could not mark the ticket queued; polling falls back to PostgreSQL");
-        }
-        metrics::counter!("orders_placed_total", "outcome" => "queued").increment(1);
-        Ticket { ticket, user_id, goods_id }
-    }
 }
 
-fn stock_failure(err: rpc::Error<StockError>) -> OrderError {
+pub(crate) fn stock_failure(err: rpc::Error<StockError>) -> OrderError {
     match err {
         rpc::Error::Application(StockError::UnknownGoods(id) | StockError::NotWarmed(id)) => {
             OrderError::UnknownGoods(id)
@@ -182,7 +120,7 @@ fn forbidden(denied: contracts::Denied) -> OrderError {
     OrderError::Forbidden
 }
 
-fn database_failure(err: sqlx::Error) -> OrderError {
+pub(crate) fn database_failure(err: sqlx::Error) -> OrderError {
     tracing::error!(%err, "database failed");
     OrderError::Unavailable("database unavailable".into())
 }
@@ -196,7 +134,7 @@ impl<T: Transport + Clone> OrderService for Orders<T> {
         let ctx = rpc::Context::current();
         let budget = ctx.remaining();
         let placing =
-            tokio::spawn(ctx.scope(async move { this.place_to_completion(user_id, goods_id, ticket, budget).await }));
+            tokio::spawn(ctx.scope(async move { this.place_by_strategy(user_id, goods_id, ticket, budget).await }));
         placing.await.unwrap_or_else(|_| Err(OrderError::Unavailable("placing the order failed".into())))
     }
 

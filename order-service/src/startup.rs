@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::broker::{Publisher, Topology};
 use crate::reconciler::Reconciler;
 use crate::results::Results;
-use crate::service::Orders;
+use crate::service::{OrderParts, Orders};
 use crate::settings::Settings;
 use crate::worker::{Worker, WorkerParts, Writer};
 
@@ -57,6 +57,7 @@ fn broker_unreachable(settings: &Settings, err: lapin::Error) -> DependencyError
 /// A running order-service.
 pub struct Application {
     node: Node,
+    lease: WorkerLease,
 }
 
 impl Application {
@@ -65,14 +66,26 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let deps = Dependencies::connect(&settings, Service::OrderService).await?;
         let publisher = Publisher::connect(&settings.broker).await.map_err(|err| broker_unreachable(&settings, err))?;
-        let results = Results::new(deps.redis.clone(), settings.redis.keyspace());
-        let identities = settings.node.rpc.security.identities();
-        let orders = Orders::new(deps.pool, deps.stock, publisher, results, identities, settings.orphan_check);
+        let keys = settings.redis.keyspace();
+        // Order ids for the strategies that write orders in the request (not `lua_mq`).
+        let lease = WorkerLease::acquire(&deps.redis, &keys, settings.worker.lease_ttl)
+            .await
+            .context("leasing a snowflake worker id")?;
+        let orders = Orders::new(OrderParts {
+            pool: deps.pool,
+            stock: deps.stock,
+            publisher,
+            redis: deps.redis,
+            keys,
+            ids: Arc::new(lease.snowflake()?),
+            identities: settings.node.rpc.security.identities(),
+            orphan_check: settings.orphan_check,
+        });
         let server = settings.node.server()?.add_service(OrderServiceServer::new(orders));
         let node = Node::start(&settings.node, server, &[ORDER_SERVICE], &deps.registry)
             .await
             .context("starting the RPC server")?;
-        Ok(Application { node })
+        Ok(Application { node, lease })
     }
 
     /// The RPC address (useful with port 0).
@@ -83,11 +96,13 @@ impl Application {
     /// Serves until `shutdown` completes, then drains in-flight calls.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
         self.node.run_until(shutdown).await;
+        self.lease.release().await;
     }
 
     /// Stops now, gracefully.
     pub async fn stop(self) {
         self.node.stop().await;
+        self.lease.release().await;
     }
 }
 

@@ -31,6 +31,8 @@ pub(crate) struct GoodsRow {
     pub(crate) end_at: DateTime<Utc>,
     /// First warm-up, if any.
     pub(crate) warmed_at: Option<DateTime<Utc>>,
+    /// How a purchase takes a unit (a `PurchaseStrategy` name).
+    pub(crate) strategy: String,
 }
 
 /// The goods query, completed with a `WHERE`/`ORDER BY` literal: a static string, no formatting.
@@ -38,7 +40,7 @@ macro_rules! select_goods {
     ($rest:literal) => {
         concat!(
             "SELECT g.id AS goods_id, g.name, g.description, g.price_cents, s.seckill_price_cents,
-                    s.initial_stock, s.stock, s.start_at, s.end_at, s.warmed_at
+                    s.initial_stock, s.stock, s.start_at, s.end_at, s.warmed_at, s.strategy
                FROM goods g JOIN seckill_goods s ON s.goods_id = g.id ",
             $rest
         )
@@ -56,14 +58,15 @@ pub(crate) async fn create(pool: &PgPool, goods: &NewGoods) -> sqlx::Result<Good
             .fetch_one(&mut *tx)
             .await?;
     sqlx::query(
-        "INSERT INTO seckill_goods (goods_id, seckill_price_cents, initial_stock, stock, start_at, end_at)
-         VALUES ($1, $2, $3, $3, $4, $5)",
+        "INSERT INTO seckill_goods (goods_id, seckill_price_cents, initial_stock, stock, start_at, end_at, strategy)
+         VALUES ($1, $2, $3, $3, $4, $5, $6)",
     )
     .bind(goods_id)
     .bind(goods.seckill_price_cents)
     .bind(goods.stock)
     .bind(goods.start_at)
     .bind(goods.end_at)
+    .bind(goods.strategy.name())
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -3,8 +3,8 @@
 use contracts::Principal;
 use contracts::keyspace::SaleLock;
 use contracts::stock::{
-    ClaimOutcome, GoodsView, NewGoods, ReleaseOutcome, ReleaseScope, Reservation, ReserveOutcome, RewarmOutcome,
-    StockError, StockLevel, StockService,
+    ClaimOutcome, GoodsView, NewGoods, PurchaseStrategy, ReleaseOutcome, ReleaseScope, Reservation, ReserveOutcome,
+    RewarmOutcome, StockError, StockLevel, StockService,
 };
 use platform::identity::Identities;
 use sqlx::PgPool;
@@ -110,6 +110,8 @@ fn view(row: GoodsRow, redis_stock: Option<i64>) -> GoodsView {
         start_at: row.start_at,
         end_at: row.end_at,
         warmed: redis_stock.is_some(),
+        // The column's CHECK admits only strategy names.
+        strategy: PurchaseStrategy::from_name(&row.strategy).unwrap_or_default(),
     }
 }
 

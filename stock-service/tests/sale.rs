@@ -61,6 +61,7 @@ impl Sale {
             stock,
             start_at: now - chrono::Duration::hours(1),
             end_at: now + chrono::Duration::hours(1),
+            strategy: Default::default(),
         };
         let created = self.admin.create_goods(goods).await.unwrap();
         self.admin.warm_up(created.goods_id).await.unwrap();
@@ -141,6 +142,7 @@ async fn the_window_is_enforced() {
             stock: 3,
             start_at: start,
             end_at: end,
+            strategy: Default::default(),
         };
         let id = sale.admin.create_goods(goods).await.unwrap().goods_id;
         sale.admin.warm_up(id).await.unwrap();
@@ -244,6 +246,7 @@ async fn only_admins_create_and_warm_goods_and_bad_goods_are_refused() {
         stock: 1,
         start_at: now,
         end_at: now + chrono::Duration::minutes(5),
+        strategy: Default::default(),
     };
     assert_eq!(
         sale.client.clone().with_credential(buyer.clone()).create_goods(goods.clone()).await,

@@ -32,6 +32,7 @@ pub(crate) async fn create_goods(
         stock: body.stock,
         start_at: body.start_at,
         end_at: body.end_at,
+        strategy: body.strategy.unwrap_or_default(),
     };
     let created = state.stock_for(admin.0).create_goods(goods).await?;
     state.goods.invalidate();

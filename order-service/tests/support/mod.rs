@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use contracts::order::{OrderError, OrderResult, OrderServiceClient, Ticket};
-use contracts::stock::{NewGoods, StockServiceClient};
+use contracts::stock::{NewGoods, PurchaseStrategy, StockServiceClient};
 use order_service::broker::Topology;
 use order_service::settings::ReconcilerSettings;
 use order_service::{Application, Settings, WorkerApplication};
@@ -120,6 +120,11 @@ impl Stack {
     }
 
     pub async fn goods(&self, stock: i32) -> i64 {
+        self.goods_bought_by(stock, PurchaseStrategy::LuaMq).await
+    }
+
+    /// A warmed-up sale of `stock` units whose purchases take their unit by `strategy`.
+    pub async fn goods_bought_by(&self, stock: i32, strategy: PurchaseStrategy) -> i64 {
         let now = Utc::now();
         let goods = NewGoods {
             name: "Flash sale".into(),
@@ -129,6 +134,7 @@ impl Stack {
             stock,
             start_at: now - chrono::Duration::hours(1),
             end_at: now + chrono::Duration::hours(1),
+            strategy,
         };
         let admin = self.stock.clone().with_credential(testkit::as_admin());
         let goods_id = admin.create_goods(goods).await.unwrap().goods_id;
