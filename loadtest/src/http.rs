@@ -2,7 +2,26 @@
 //! the purchase (path, then order) a buyer makes.
 
 use chrono::Utc;
+use contracts::stock::PurchaseStrategy;
 use serde_json::{Value, json};
+
+/// An answer of the gateway.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// The JSON body (null if none).
+    pub body: Value,
+    /// Whether it carried `Retry-After`.
+    pub retry_after: bool,
+}
+
+impl Reply {
+    /// The problem code of a refusal (`SOLD_OUT`, ...), if any.
+    pub fn code(&self) -> Option<&str> {
+        self.body["code"].as_str()
+    }
+}
 
 /// A client of one gateway, holding an admin's bearer token.
 #[derive(Clone)]
@@ -28,13 +47,20 @@ impl Http {
 
     /// POSTs `body` with `token` (none if empty): the status and the JSON answer (null if none).
     pub async fn post(&self, path: &str, token: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+        let reply = self.post_reply(path, token, body).await?;
+        Ok((reply.status, reply.body))
+    }
+
+    /// [`Http::post`], keeping whether the answer said when to come back.
+    pub async fn post_reply(&self, path: &str, token: &str, body: Value) -> anyhow::Result<Reply> {
         let mut request = self.client.post(format!("{}{path}", self.base)).json(&body);
         if !token.is_empty() {
             request = request.bearer_auth(token);
         }
         let response = request.send().await?;
         let status = response.status().as_u16();
-        Ok((status, response.json().await.unwrap_or(Value::Null)))
+        let retry_after = response.headers().contains_key(reqwest::header::RETRY_AFTER);
+        Ok(Reply { status, retry_after, body: response.json().await.unwrap_or(Value::Null) })
     }
 
     /// GETs `path` with `token`: the status and the JSON answer (null if none).
@@ -63,8 +89,14 @@ impl Http {
 
     /// Creates a sale of `stock` units, open for an hour, and warms it up: its goods id.
     pub async fn sale(&self, stock: i32) -> anyhow::Result<i64> {
+        self.sale_bought_by(stock, PurchaseStrategy::LuaMq).await
+    }
+
+    /// [`Http::sale`], its purchases taking their unit by `strategy`.
+    pub async fn sale_bought_by(&self, stock: i32, strategy: PurchaseStrategy) -> anyhow::Result<i64> {
         let now = Utc::now();
-        let goods = json!({"name": "Benchmark", "price_cents": 100, "seckill_price_cents": 1, "stock": stock,
+        let goods = json!({"name": format!("Sale by {}", strategy.name()), "price_cents": 100,
+            "seckill_price_cents": 1, "stock": stock, "strategy": strategy,
             "start_at": now - chrono::Duration::minutes(1), "end_at": now + chrono::Duration::hours(1)});
         let (status, body) = self.post("/admin/v1/goods", &self.admin, goods).await?;
         anyhow::ensure!(status == 201, "create goods: {status} {body}");
@@ -74,16 +106,17 @@ impl Http {
         Ok(goods_id)
     }
 
-    /// path, then order (the captcha in the gateway's test mode, `k6-test`): the status and
-    /// answer of the last step made.
-    pub async fn buy(&self, goods_id: i64, token: &str) -> anyhow::Result<(u16, Value)> {
-        let (status, path) =
-            self.post(&format!("/api/v1/seckill/goods/{goods_id}/path"), token, json!({"captcha": "k6-test"})).await?;
-        if status != 200 {
-            return Ok((status, path));
+    /// path, then order (the captcha in the gateway's test mode, `k6-test`): the answer of the
+    /// last step made.
+    pub async fn buy(&self, goods_id: i64, token: &str) -> anyhow::Result<Reply> {
+        let path = self
+            .post_reply(&format!("/api/v1/seckill/goods/{goods_id}/path"), token, json!({"captcha": "k6-test"}))
+            .await?;
+        if path.status != 200 {
+            return Ok(path);
         }
-        let path = path["path"].as_str().unwrap_or_default();
-        self.post(&format!("/api/v1/seckill/goods/{goods_id}/{path}/orders"), token, json!({})).await
+        let path = path.body["path"].as_str().unwrap_or_default();
+        self.post_reply(&format!("/api/v1/seckill/goods/{goods_id}/{path}/orders"), token, json!({})).await
     }
 
     /// The buyer's result for `goods_id`: `queued`, `success`, `failed`, `sold_out` or `none`.

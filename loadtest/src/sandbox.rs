@@ -27,11 +27,20 @@ pub struct Sandbox {
     pub stock: StockServiceClient<Cluster>,
     /// Settings for order-service and workers in this sandbox.
     pub order_settings: order_service::Settings,
+    /// With [`Sandbox::start_proxied`]: the fault proxy in front of the last stock-service.
+    pub stock_proxy: Option<testkit::fault_proxy::FaultProxy>,
 }
 
 impl Sandbox {
     /// Starts `stock_instances` stock-services.
     pub async fn start(stock_instances: usize) -> anyhow::Result<Sandbox> {
+        Sandbox::start_proxied(stock_instances, false).await
+    }
+
+    /// Starts `stock_instances` stock-services; with `proxy_last`, every caller reaches the last
+    /// one through a fault proxy ([`Sandbox::stock_proxy`]) that a scenario can make slow or
+    /// silent: faults come from outside the programs.
+    pub async fn start_proxied(stock_instances: usize, proxy_last: bool) -> anyhow::Result<Sandbox> {
         let db = TestDb::create().await;
         let prefix = testkit::unique_name();
         let mut stock_apps = Vec::new();
@@ -44,7 +53,13 @@ impl Sandbox {
             };
             stock_apps.push(stock_service::Application::build(settings).await?);
         }
-        let addrs: Vec<String> = stock_apps.iter().map(|app| app.address().to_string()).collect();
+        let mut addrs: Vec<String> = stock_apps.iter().map(|app| app.address().to_string()).collect();
+        let mut stock_proxy = None;
+        if let (true, Some(last)) = (proxy_last, stock_apps.last()) {
+            let proxy = testkit::fault_proxy::FaultProxy::start(last.address()).await;
+            *addrs.last_mut().expect("a stock-service") = proxy.addr().to_string();
+            stock_proxy = Some(proxy);
+        }
         let registry = RegistrySettings {
             kind: RegistryKind::Static,
             endpoints: BTreeMap::from([("stockservice".to_owned(), addrs)]),
@@ -69,7 +84,7 @@ impl Sandbox {
             &testkit::rpc_security(),
         ))
         .with_credential(testkit::as_service());
-        Ok(Sandbox { db, redis: testkit::redis_pool().await, prefix, stock_apps, stock, order_settings })
+        Ok(Sandbox { db, redis: testkit::redis_pool().await, prefix, stock_apps, stock, order_settings, stock_proxy })
     }
 
     /// Creates and warms up a sale of `stock` units, open for an hour.
@@ -115,10 +130,32 @@ pub struct FullStack {
     gateway: gateway::Running,
 }
 
+/// How a [`FullStack`] differs from the default one.
+#[derive(Clone, Debug, Default)]
+pub struct StackOptions {
+    /// The gateway's limits.
+    pub limits: gateway::settings::LimitSettings,
+    /// stock-service instances (at least one).
+    pub stock_instances: usize,
+    /// The last stock-service is reached through a fault proxy ([`Sandbox::stock_proxy`]).
+    pub proxy_last_stock: bool,
+    /// order-service's client of stock-service (balancer, breaker, retries, timeouts).
+    pub stock_cluster: rpc::ClusterConfig,
+}
+
+impl StackOptions {
+    /// The default stack with the gateway's `limits`.
+    pub fn with_limits(limits: gateway::settings::LimitSettings) -> StackOptions {
+        StackOptions { limits, stock_instances: 1, ..Default::default() }
+    }
+}
+
 impl FullStack {
-    /// Starts everything; the gateway with `limits` and the captcha in test mode (`k6-test`).
-    pub async fn start(limits: gateway::settings::LimitSettings) -> anyhow::Result<FullStack> {
-        let sandbox = Sandbox::start(1).await?;
+    /// Starts everything as `options` say; the captcha in test mode (`k6-test`).
+    pub async fn start(options: StackOptions) -> anyhow::Result<FullStack> {
+        let mut sandbox = Sandbox::start_proxied(options.stock_instances.max(1), options.proxy_last_stock).await?;
+        sandbox.order_settings.stock = options.stock_cluster.clone();
+        let limits = options.limits;
         let jwt = platform::auth::JwtSettings {
             secret: SecretString::from(format!("bench-{}", sandbox.prefix)),
             ..Default::default()

@@ -47,7 +47,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         per_ip_per_sec: 10_000_000,
         ..Default::default()
     };
-    let stack = FullStack::start(limits).await?;
+    let stack = FullStack::start(crate::sandbox::StackOptions::with_limits(limits)).await?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(args.connections).build()?;
     let http = Http { client: client.clone(), base: stack.base_url.clone(), admin: stack.admin_token.clone() };
 
@@ -55,10 +55,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let tokens = Arc::new(http.users(args.users).await?);
     let open = http.sale(i32::try_from(args.users)?).await?;
     let sold_out = http.sale(1).await?;
-    let (status, _) = http.buy(sold_out, &tokens[0]).await?;
+    let status = http.buy(sold_out, &tokens[0]).await?.status;
     anyhow::ensure!(status == 202, "the only unit could not be bought");
     // The next attempt learns "sold out" from stock-service and sets the gateway's flag.
-    let (status, _) = http.buy(sold_out, &tokens[1]).await?;
+    let status = http.buy(sold_out, &tokens[1]).await?.status;
     anyhow::ensure!(status == 409, "the second attempt should have found the sale sold out");
     let next_user = Arc::new(AtomicUsize::new(2));
 
@@ -120,7 +120,7 @@ fn purchases(
         let (http, tokens, next_user) = (http.clone(), tokens.clone(), next_user.clone());
         Box::pin(async move {
             let token = tokens.get(next_user.fetch_add(1, Ordering::Relaxed)).ok_or("out of users")?;
-            let (status, _) = http.buy(goods_id, token).await.map_err(|e| e.to_string())?;
+            let status = http.buy(goods_id, token).await.map_err(|e| e.to_string())?.status;
             if status == 202 { Ok(()) } else { Err(format!("status {status}")) }
         })
     }

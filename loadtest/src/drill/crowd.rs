@@ -127,10 +127,11 @@ impl Crowd {
 async fn buy(http: &Http, goods_id: i64, token: &str, started: Instant) -> Outcome {
     for _ in 0..ATTEMPTS {
         match http.buy(goods_id, token).await {
-            Ok((202, _)) => return Outcome::Accepted(started.elapsed()),
-            Ok((429, _)) => tokio::time::sleep(Duration::from_secs(1)).await,
-            Ok((status, body)) => {
-                return match body["code"].as_str() {
+            Ok(reply) if reply.status == 202 => return Outcome::Accepted(started.elapsed()),
+            Ok(reply) if reply.status == 429 => tokio::time::sleep(Duration::from_secs(1)).await,
+            Ok(reply) => {
+                let status = reply.status;
+                return match reply.code() {
                     Some("SOLD_OUT") => Outcome::SoldOut,
                     Some("DUPLICATE_ORDER") => Outcome::Duplicate,
                     Some(code) => Outcome::Rejected(format!("{status} {code}")),

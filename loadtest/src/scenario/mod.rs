@@ -3,16 +3,22 @@
 //!
 //! ```text
 //! cargo run --release -p loadtest -- scenario list
-//! cargo run --release -p loadtest -- scenario rate-limit
+//! cargo run --release -p loadtest -- scenario oversell
 //! cargo run --release -p loadtest -- scenario all --report docs/scenarios.md
 //! ```
 //!
 //! Each scenario starts the stack it needs in this process (a throwaway database, Redis prefix and
-//! queues: [`crate::sandbox`]), once per variant, with the variant's settings: a "without the
-//! fix" variant is an explicit setting of that stack, never a code path only scenarios reach.
+//! queues: [`crate::sandbox`]), once per variant when the variants are settings of the stack:
+//! a "without the fix" variant is an explicit setting of that stack, never a code path only
+//! scenarios reach. Scenarios whose variants are per goods (the purchase strategies) can also
+//! run against a stack already running (`--gateway URL`).
 
+mod breaker;
+mod duplicate_clicks;
 mod load;
+mod oversell;
 mod rate_limit;
+mod stage;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -20,20 +26,33 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 /// Options of `scenario`.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct Args {
     /// `list`, a scenario's name, or `all`.
     name: String,
     /// Also write every scenario run as markdown to FILE.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
-    /// Seconds of load per variant.
+    /// Seconds of load per variant (the scenarios that offer load for a time).
     #[arg(long, default_value_t = 8)]
     seconds: u64,
+    /// Buyers per variant instead of the scenario's own number (the scenarios with a crowd).
+    #[arg(long)]
+    buyers: Option<usize>,
+    /// Run against this gateway instead of a stack of its own (only the scenarios whose
+    /// variants are per goods; the others say so).
+    #[arg(long, value_name = "URL")]
+    gateway: Option<String>,
+    /// With `--gateway`: the admin to log in as (scripts/dev-up creates this one).
+    #[arg(long, default_value = "admin")]
+    admin_user: String,
+    /// With `--gateway`: its password (scripts/dev-up's default).
+    #[arg(long, default_value = "seckill-admin")]
+    admin_password: String,
 }
 
 /// A scenario: what goes wrong, and where the fix lives.
-struct Scenario {
+pub struct Scenario {
     name: &'static str,
     title: &'static str,
     /// The problem, in two sentences.
@@ -42,7 +61,8 @@ struct Scenario {
     fix: &'static [&'static str],
 }
 
-const SCENARIOS: &[Scenario] = &[rate_limit::SCENARIO];
+const SCENARIOS: &[Scenario] =
+    &[oversell::SCENARIO, duplicate_clicks::SCENARIO, rate_limit::SCENARIO, breaker::SCENARIO];
 
 /// One variant's figures.
 pub struct Figures {
@@ -62,10 +82,9 @@ pub struct Figures {
     pub own: Vec<(&'static str, String)>,
 }
 
-/// A scenario's run: both variants and what they show.
+/// A scenario's run: every variant (the naive first, the fix last) and what they show.
 pub struct Outcome {
-    pub before: Figures,
-    pub after: Figures,
+    pub variants: Vec<Figures>,
     /// The naive variant shows the problem, with a number.
     pub reproduced: bool,
     /// The fix removes or bounds it, with a number.
@@ -77,7 +96,7 @@ pub struct Outcome {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.name == "list" {
         for scenario in SCENARIOS {
-            println!("{:<14} {}", scenario.name, scenario.title);
+            println!("{:<18} {}", scenario.name, scenario.title);
         }
         return Ok(());
     }
@@ -91,11 +110,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut failed = Vec::new();
     for scenario in chosen {
         eprintln!("\n== scenario {}: {}", scenario.name, scenario.title);
+        let started = std::time::Instant::now();
         let outcome = match scenario.name {
-            "rate-limit" => rate_limit::run(args.seconds).await,
+            "oversell" => oversell::run(&args).await,
+            "duplicate-clicks" => duplicate_clicks::run(&args).await,
+            "rate-limit" => rate_limit::run(&args).await,
+            "breaker" => breaker::run(&args).await,
             other => unreachable!("scenario {other} has no runner"),
         }
         .with_context(|| format!("scenario {}", scenario.name))?;
+        eprintln!("   ({:.0} s)", started.elapsed().as_secs_f64());
         let text = render(scenario, &outcome);
         println!("{text}");
         report.push('\n');
@@ -114,22 +138,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 /// A scenario's run as markdown: the problem, the figures side by side, the verdict, the files.
 fn render(scenario: &Scenario, outcome: &Outcome) -> String {
-    let (b, a) = (&outcome.before, &outcome.after);
+    let variants = &outcome.variants;
     let mut out = format!("## {} (`{}`)\n\n{}\n\n", scenario.title, scenario.name, scenario.problem);
-    let _ = writeln!(out, "| | before: {} | after: {} |\n|---|--:|--:|", b.variant, a.variant);
-    let mut row = |name: &str, before: String, after: String| {
-        let _ = writeln!(out, "| {name} | {before} | {after} |");
+    let header: Vec<String> = match variants.as_slice() {
+        [before, after] => vec![format!("before: {}", before.variant), format!("after: {}", after.variant)],
+        all => all.iter().map(|v| v.variant.clone()).collect(),
     };
-    row("purchase attempts", b.attempts.to_string(), a.attempts.to_string());
-    row("orders", b.orders.to_string(), a.orders.to_string());
-    row("oversold", b.oversold.to_string(), a.oversold.to_string());
-    row("duplicates", b.duplicates.to_string(), a.duplicates.to_string());
-    row("undersold units", b.undersold.to_string(), a.undersold.to_string());
-    row("accepted", percent(b.accepted_rate), percent(a.accepted_rate));
-    row("p50 of accepted", format!("{:.1} ms", b.p50_ms), format!("{:.1} ms", a.p50_ms));
-    row("p99 of accepted", format!("{:.1} ms", b.p99_ms), format!("{:.1} ms", a.p99_ms));
-    for ((name, before), (_, after)) in b.own.iter().zip(&a.own) {
-        row(name, before.clone(), after.clone());
+    let _ = writeln!(out, "| | {} |\n|---|{}", header.join(" | "), "--:|".repeat(header.len()));
+    let mut row = |name: &str, cells: Vec<String>| {
+        let _ = writeln!(out, "| {name} | {} |", cells.join(" | "));
+    };
+    row("purchase attempts", variants.iter().map(|v| v.attempts.to_string()).collect());
+    row("orders", variants.iter().map(|v| v.orders.to_string()).collect());
+    row("oversold", variants.iter().map(|v| v.oversold.to_string()).collect());
+    row("duplicates", variants.iter().map(|v| v.duplicates.to_string()).collect());
+    row("undersold units", variants.iter().map(|v| v.undersold.to_string()).collect());
+    row("accepted", variants.iter().map(|v| percent(v.accepted_rate)).collect());
+    row("p50 of accepted", variants.iter().map(|v| format!("{:.1} ms", v.p50_ms)).collect());
+    row("p99 of accepted", variants.iter().map(|v| format!("{:.1} ms", v.p99_ms)).collect());
+    for (i, (name, _)) in variants.first().map(|v| v.own.as_slice()).unwrap_or_default().iter().enumerate() {
+        row(name, variants.iter().map(|v| v.own.get(i).map(|(_, value)| value.clone()).unwrap_or_default()).collect());
     }
     let _ = writeln!(
         out,
@@ -172,15 +200,40 @@ mod tests {
     fn a_scenario_renders_both_variants_side_by_side_and_says_when_it_failed() {
         let scenario = &SCENARIOS[0];
         let outcome = Outcome {
-            before: figures("naive", 900.0),
-            after: figures("fixed", 9.0),
+            variants: vec![figures("naive", 900.0), figures("fixed", 9.0)],
             reproduced: false,
             fixed: true,
             verdict: "p99 900 ms → 9 ms".into(),
         };
         let text = render(scenario, &outcome);
+        assert!(text.contains("| | before: naive | after: fixed |\n|---|--:|--:|\n"), "{text}");
         assert!(text.contains("| p99 of accepted | 900.0 ms | 9.0 ms |"), "{text}");
         assert!(text.contains("| 429 answers | 0 | 0 |"), "{text}");
         assert!(text.contains("FAILED, the problem did not show"), "{text}");
+    }
+
+    #[test]
+    fn more_than_two_variants_get_a_column_each() {
+        let outcome = Outcome {
+            variants: vec![figures("a", 1.0), figures("b", 2.0), figures("c", 3.0)],
+            reproduced: true,
+            fixed: true,
+            verdict: "fine".into(),
+        };
+        let text = render(&SCENARIOS[0], &outcome);
+        assert!(text.contains("| | a | b | c |\n|---|--:|--:|--:|\n"), "{text}");
+        assert!(text.contains("| p99 of accepted | 1.0 ms | 2.0 ms | 3.0 ms |"), "{text}");
+        assert!(text.contains("**Verdict:** fine"), "{text}");
+    }
+
+    #[test]
+    fn every_scenario_names_its_problem_and_fix_files_that_exist() {
+        for scenario in SCENARIOS {
+            assert!(!scenario.problem.is_empty() && !scenario.fix.is_empty(), "{}", scenario.name);
+            for file in scenario.fix {
+                let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
+                assert!(path.exists(), "{}: {file} does not exist", scenario.name);
+            }
+        }
     }
 }

@@ -1,0 +1,104 @@
+//! Where a scenario runs: a stack of its own in this process ([`FullStack`]), or a gateway already
+//! running (`--gateway URL`); and how a variant's figures are read back from it: through the
+//! gateway's audit, as a user of either would read them.
+
+use std::time::Duration;
+
+use super::load::Load;
+use super::{Args, Figures};
+use crate::audit::gateway::Gateway;
+use crate::audit::report::GoodsAudit;
+use crate::http::Http;
+use crate::sandbox::{FullStack, StackOptions};
+
+/// A stack to run a variant on.
+pub struct Stage {
+    /// The gateway's API.
+    pub http: Http,
+    gateway: Gateway,
+    stack: Option<FullStack>,
+}
+
+impl Stage {
+    /// A stack of its own, started as `options` say.
+    pub async fn own(options: StackOptions) -> anyhow::Result<Stage> {
+        let stack = FullStack::start(options).await?;
+        let http = Http { client: client()?, base: stack.base_url.clone(), admin: stack.admin_token.clone() };
+        let gateway = Gateway::with_token(&stack.base_url, stack.admin_token.clone())?;
+        Ok(Stage { http, gateway, stack: Some(stack) })
+    }
+
+    /// The gateway of `--gateway` if given, else a default stack of its own.
+    pub async fn from_args(args: &Args) -> anyhow::Result<Stage> {
+        let Some(base) = &args.gateway else {
+            return Stage::own(StackOptions::with_limits(unlimited())).await;
+        };
+        let http = Http::login(client()?, base, &args.admin_user, &args.admin_password).await?;
+        let gateway = Gateway::with_token(&http.base, http.admin.clone())?;
+        Ok(Stage { http, gateway, stack: None })
+    }
+
+    /// The stack, when it is this process's own.
+    pub fn stack(&self) -> Option<&FullStack> {
+        self.stack.as_ref()
+    }
+
+    /// Waits until no ticket of `goods_id` is pending, then audits it.
+    pub async fn audit(&self, goods_id: i64) -> anyhow::Result<GoodsAudit> {
+        // Overloaded, the services' breakers may still be open for a few seconds: the audit waits.
+        let mut audit = crate::audit::wait_drained(&self.gateway, Some(goods_id), Duration::from_secs(120)).await;
+        for _ in 0..30 {
+            if audit.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            audit = crate::audit::wait_drained(&self.gateway, Some(goods_id), Duration::from_secs(120)).await;
+        }
+        let mut report = audit?;
+        anyhow::ensure!(report.goods.len() == 1, "no audit of goods {goods_id}");
+        Ok(report.goods.remove(0))
+    }
+
+    /// The figures of a variant that ran `load` on `goods_id`, whose buyers wanted `wanted`
+    /// units in all.
+    pub async fn figures(&self, variant: String, goods_id: i64, wanted: i64, load: &Load) -> anyhow::Result<Figures> {
+        let goods = self.audit(goods_id).await?;
+        // Units that could have been sold to someone who wanted one, and were not.
+        let undersold = if goods.oversold > 0 { 0 } else { (wanted.min(goods.initial_stock) - goods.orders).max(0) };
+        Ok(Figures {
+            variant,
+            attempts: load.attempts,
+            orders: goods.orders,
+            oversold: goods.oversold,
+            duplicates: goods.duplicates,
+            undersold,
+            accepted_rate: load.accepted_rate(),
+            p50_ms: load.p50_ms(),
+            p99_ms: load.p99_ms(),
+            own: Vec::new(),
+        })
+    }
+
+    /// Stops the stack if it is this process's own.
+    pub async fn finish(self) {
+        if let Some(stack) = self.stack {
+            stack.finish().await;
+        }
+    }
+}
+
+/// Limits no scenario crowd reaches: for the scenarios that are not about limits.
+pub fn unlimited() -> gateway::settings::LimitSettings {
+    gateway::settings::LimitSettings {
+        global_per_sec: 10_000_000,
+        per_ip_per_sec: 10_000_000,
+        per_user_per_sec: 1_000,
+        per_user_burst: 1_000,
+        brush_limit: 1_000,
+        ..Default::default()
+    }
+}
+
+fn client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder().timeout(Duration::from_secs(30)).pool_max_idle_per_host(1024).build()?)
+}
