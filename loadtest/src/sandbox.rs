@@ -27,38 +27,63 @@ pub struct Sandbox {
     pub stock: StockServiceClient<Cluster>,
     /// Settings for order-service and workers in this sandbox.
     pub order_settings: order_service::Settings,
-    /// With [`Sandbox::start_proxied`]: the fault proxy in front of the last stock-service.
-    pub stock_proxy: Option<testkit::fault_proxy::FaultProxy>,
+    /// With [`StockNodes::proxied`]: the fault proxies in front of the last stock-services.
+    pub stock_proxies: Vec<testkit::fault_proxy::FaultProxy>,
+    /// With [`StockNodes::redis_through_proxy`]: the fault proxy between stock-services and Redis.
+    pub stock_redis_proxy: Option<testkit::fault_proxy::FaultProxy>,
+}
+
+/// The stock-service nodes of a sandbox.
+#[derive(Clone, Debug, Default)]
+pub struct StockNodes {
+    /// How many (at least one).
+    pub instances: usize,
+    /// Every caller reaches the last this many through fault proxies ([`Sandbox::stock_proxies`])
+    /// that a scenario can make slow or silent: faults come from outside the programs.
+    pub proxied: usize,
+    /// They reach Redis through one fault proxy ([`Sandbox::stock_redis_proxy`]).
+    pub redis_through_proxy: bool,
+    /// Their RPC servers' settings (in-flight limits), if not the default.
+    pub server: Option<rpc::ServerConfig>,
 }
 
 impl Sandbox {
     /// Starts `stock_instances` stock-services.
     pub async fn start(stock_instances: usize) -> anyhow::Result<Sandbox> {
-        Sandbox::start_proxied(stock_instances, false).await
+        Sandbox::start_with(&StockNodes { instances: stock_instances, ..Default::default() }).await
     }
 
-    /// Starts `stock_instances` stock-services; with `proxy_last`, every caller reaches the last
-    /// one through a fault proxy ([`Sandbox::stock_proxy`]) that a scenario can make slow or
-    /// silent: faults come from outside the programs.
-    pub async fn start_proxied(stock_instances: usize, proxy_last: bool) -> anyhow::Result<Sandbox> {
+    /// Starts the stock-services `nodes` describes.
+    pub async fn start_with(nodes: &StockNodes) -> anyhow::Result<Sandbox> {
+        let (stock_instances, proxied) = (nodes.instances.max(1), nodes.proxied);
         let db = TestDb::create().await;
         let prefix = testkit::unique_name();
+        let stock_redis_proxy = match nodes.redis_through_proxy {
+            true => Some(testkit::fault_proxy::FaultProxy::start(redis_address()?).await),
+            false => None,
+        };
         let mut stock_apps = Vec::new();
         for _ in 0..stock_instances {
-            let settings = stock_service::Settings {
+            let mut settings = stock_service::Settings {
                 node: NodeSettings::listening("127.0.0.1:0", None),
                 registry: testkit::static_registry(),
                 database: db.settings(),
                 redis: RedisSettings::with_prefix(&prefix),
             };
+            if let Some(proxy) = &stock_redis_proxy {
+                settings.redis.url = SecretString::from(format!("redis://{}", proxy.addr()));
+            }
+            if let Some(server) = &nodes.server {
+                settings.node.rpc.server = server.clone();
+            }
             stock_apps.push(stock_service::Application::build(settings).await?);
         }
         let mut addrs: Vec<String> = stock_apps.iter().map(|app| app.address().to_string()).collect();
-        let mut stock_proxy = None;
-        if let (true, Some(last)) = (proxy_last, stock_apps.last()) {
-            let proxy = testkit::fault_proxy::FaultProxy::start(last.address()).await;
-            *addrs.last_mut().expect("a stock-service") = proxy.addr().to_string();
-            stock_proxy = Some(proxy);
+        let mut stock_proxies = Vec::new();
+        for (app, addr) in stock_apps.iter().zip(addrs.iter_mut()).skip(stock_instances.saturating_sub(proxied)) {
+            let proxy = testkit::fault_proxy::FaultProxy::start(app.address()).await;
+            *addr = proxy.addr().to_string();
+            stock_proxies.push(proxy);
         }
         let registry = RegistrySettings {
             kind: RegistryKind::Static,
@@ -84,7 +109,16 @@ impl Sandbox {
             &testkit::rpc_security(),
         ))
         .with_credential(testkit::as_service());
-        Ok(Sandbox { db, redis: testkit::redis_pool().await, prefix, stock_apps, stock, order_settings, stock_proxy })
+        Ok(Sandbox {
+            db,
+            redis: testkit::redis_pool().await,
+            prefix,
+            stock_apps,
+            stock,
+            order_settings,
+            stock_proxies,
+            stock_redis_proxy,
+        })
     }
 
     /// Creates and warms up a sale of `stock` units, open for an hour.
@@ -135,10 +169,8 @@ pub struct FullStack {
 pub struct StackOptions {
     /// The gateway's limits.
     pub limits: gateway::settings::LimitSettings,
-    /// stock-service instances (at least one).
-    pub stock_instances: usize,
-    /// The last stock-service is reached through a fault proxy ([`Sandbox::stock_proxy`]).
-    pub proxy_last_stock: bool,
+    /// The stock-service nodes.
+    pub stock: StockNodes,
     /// order-service's client of stock-service (balancer, breaker, retries, timeouts).
     pub stock_cluster: rpc::ClusterConfig,
 }
@@ -146,14 +178,14 @@ pub struct StackOptions {
 impl StackOptions {
     /// The default stack with the gateway's `limits`.
     pub fn with_limits(limits: gateway::settings::LimitSettings) -> StackOptions {
-        StackOptions { limits, stock_instances: 1, ..Default::default() }
+        StackOptions { limits, ..Default::default() }
     }
 }
 
 impl FullStack {
     /// Starts everything as `options` say; the captcha in test mode (`k6-test`).
     pub async fn start(options: StackOptions) -> anyhow::Result<FullStack> {
-        let mut sandbox = Sandbox::start_proxied(options.stock_instances.max(1), options.proxy_last_stock).await?;
+        let mut sandbox = Sandbox::start_with(&options.stock).await?;
         sandbox.order_settings.stock = options.stock_cluster.clone();
         let limits = options.limits;
         let jwt = platform::auth::JwtSettings {
@@ -204,4 +236,12 @@ impl FullStack {
         self.user.stop().await;
         self.sandbox.finish().await;
     }
+}
+
+/// The address of the Redis the sandbox uses (the default settings', `redis://127.0.0.1:6379`).
+fn redis_address() -> anyhow::Result<std::net::SocketAddr> {
+    use secrecy::ExposeSecret;
+    let url = RedisSettings::default().url;
+    let address = url.expose_secret().trim_start_matches("redis://").trim_end_matches('/');
+    address.parse().map_err(|err| anyhow::anyhow!("Redis address {address:?}: {err}"))
 }

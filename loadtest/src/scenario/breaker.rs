@@ -10,7 +10,7 @@ use testkit::fault_proxy::Fault;
 use super::load::{self, Crowd};
 use super::stage::{Stage, unlimited};
 use super::{Args, Outcome, Scenario};
-use crate::sandbox::StackOptions;
+use crate::sandbox::{StackOptions, StockNodes};
 
 pub const SCENARIO: Scenario = Scenario {
     name: "breaker",
@@ -45,15 +45,14 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         cluster.breaker.enabled = breaker;
         eprintln!("variant {name}: starting the stack (two stock-service nodes, one behind a fault proxy)...");
         let options = StackOptions {
-            stock_instances: 2,
-            proxy_last_stock: true,
+            stock: StockNodes { instances: 2, proxied: 1, ..Default::default() },
             stock_cluster: cluster,
             ..StackOptions::with_limits(unlimited())
         };
         let stage = Stage::own(options).await?;
         let tokens = Arc::new(stage.http.users(u32::try_from(buyers)?).await?);
         let goods_id = stage.http.sale(i32::try_from(buyers)?).await?;
-        let proxy = stage.stack().and_then(|stack| stack.sandbox.stock_proxy.as_ref()).expect("the stack has a proxy");
+        let proxy = stage.stack().and_then(|stack| stack.sandbox.stock_proxies.first()).expect("the stack has a proxy");
         eprintln!(
             "variant {name}: {RATE} buyers/s; after {FAULT_AFTER:?} the second node answers {:?} late...",
             DELAY * 2

@@ -18,6 +18,8 @@ mod duplicate_clicks;
 mod load;
 mod oversell;
 mod rate_limit;
+mod retry_storm;
+mod slow_node;
 mod stage;
 
 use std::fmt::Write as _;
@@ -61,8 +63,14 @@ pub struct Scenario {
     fix: &'static [&'static str],
 }
 
-const SCENARIOS: &[Scenario] =
-    &[oversell::SCENARIO, duplicate_clicks::SCENARIO, rate_limit::SCENARIO, breaker::SCENARIO];
+const SCENARIOS: &[Scenario] = &[
+    oversell::SCENARIO,
+    duplicate_clicks::SCENARIO,
+    rate_limit::SCENARIO,
+    breaker::SCENARIO,
+    retry_storm::SCENARIO,
+    slow_node::SCENARIO,
+];
 
 /// One variant's figures.
 pub struct Figures {
@@ -116,6 +124,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "duplicate-clicks" => duplicate_clicks::run(&args).await,
             "rate-limit" => rate_limit::run(&args).await,
             "breaker" => breaker::run(&args).await,
+            "retry-storm" => retry_storm::run(&args).await,
+            "slow-node" => slow_node::run(&args).await,
             other => unreachable!("scenario {other} has no runner"),
         }
         .with_context(|| format!("scenario {}", scenario.name))?;
