@@ -61,6 +61,22 @@ pub struct Settings {
     pub goods_cache_ttl: Duration,
     /// Largest request body accepted; larger ones get 413.
     pub body_limit: usize,
+    /// Defences turned off, to show what they are for (`loadtest scenario`): each named for what
+    /// it turns off, every one on unless set.
+    pub without: Without,
+}
+
+/// Defences of the purchase path that can be turned off, for demonstrations only
+/// (`SECKILL_WITHOUT__...=true`). Off by default, and each is named for what it removes.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Without {
+    /// `SECKILL_WITHOUT__CAPTCHA_AND_PATH`: a path is issued without a captcha answer and an order
+    /// is accepted without a valid path, so a script can order directly. Development only.
+    pub captcha_and_path: bool,
+    /// `SECKILL_WITHOUT__SOLD_OUT_FLAG`: no in-process sold-out flag, so every attempt after a
+    /// sell-out still costs Redis calls and an RPC.
+    pub sold_out_flag: bool,
 }
 
 /// Captcha settings.
@@ -136,6 +152,10 @@ impl Settings {
         policy.secret("SECKILL_JWT__SECRET", &self.jwt.secret, platform::auth::DEVELOPMENT_SECRET);
         let test_mode = self.captcha.test_answer.as_ref().is_some_and(|answer| !answer.trim().is_empty());
         policy.shortcut(test_mode, "SECKILL_CAPTCHA__TEST_ANSWER turns captchas off (test mode); unset it");
+        policy.shortcut(
+            self.without.captcha_and_path,
+            "SECKILL_WITHOUT__CAPTCHA_AND_PATH lets scripts order without a captcha; unset it",
+        );
         policy.enforce()
     }
 }
@@ -161,6 +181,7 @@ impl Default for Settings {
             sign_in: SignInLimits::default(),
             goods_cache_ttl: Duration::from_secs(1),
             body_limit: 16 * 1024,
+            without: Without::default(),
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct AppState {
     pub(crate) paths: PathTokens,
     /// Sold-out flags.
     pub(crate) sold_out: Arc<SoldOutFlags>,
+    /// Defences turned off (demonstrations only).
+    pub(crate) without: crate::settings::Without,
     /// Cached goods.
     pub(crate) goods: GoodsCache,
     /// Counters that tests and /admin read.

@@ -170,11 +170,14 @@ async fn an_ip_that_brushes_is_blacklisted_when_ip_limits_are_on() {
 async fn outside_development_the_gateway_refuses_built_in_secrets_and_test_mode_by_name() {
     let settings = gateway::Settings {
         captcha: gateway::settings::CaptchaSettings { test_answer: Some("k6-test".into()), ..Default::default() },
+        without: gateway::settings::Without { captcha_and_path: true, ..Default::default() },
         ..Default::default()
     };
     assert_eq!(settings.env, platform::env::Environment::Production, "production unless told otherwise");
     let refusal = gateway::Application::build(settings).await.err().expect("refused").to_string();
-    for setting in ["SECKILL_JWT__SECRET", "SECKILL_RPC__KEY", "SECKILL_CAPTCHA__TEST_ANSWER"] {
+    for setting in
+        ["SECKILL_JWT__SECRET", "SECKILL_RPC__KEY", "SECKILL_CAPTCHA__TEST_ANSWER", "SECKILL_WITHOUT__CAPTCHA_AND_PATH"]
+    {
         assert!(refusal.contains(setting), "{refusal}");
     }
 }

@@ -279,6 +279,39 @@ async fn after_sell_out_the_flag_answers_without_any_rpc_and_a_restock_clears_it
 }
 
 #[actix_web::test]
+async fn without_the_sold_out_flag_every_attempt_after_the_sell_out_reaches_order_service() {
+    let without = gateway::settings::Without { sold_out_flag: true, ..Default::default() };
+    let app = spawn_app(Options { without, ..Options::default() }).await;
+    let goods_id = app.sale(1).await;
+    let users = app.users(6).await;
+    assert_eq!(app.buy(goods_id, &users[0].1).await.0, 202);
+    let place_calls = app.state.counters.place_calls();
+    for (_, token) in &users[1..] {
+        let (status, body) = app.buy(goods_id, token).await;
+        assert_eq!((status, body["code"].as_str()), (409, Some("SOLD_OUT")), "stock-service still says so");
+    }
+    assert!(!app.state.is_sold_out(goods_id), "no flag is ever set");
+    assert_eq!(app.state.counters.place_calls(), place_calls + 5, "every attempt made the order RPC");
+    assert_eq!(app.state.counters.sold_out_answers(), 0);
+    app.finish().await;
+}
+
+#[actix_web::test]
+async fn without_captcha_and_path_a_script_orders_with_no_captcha_and_a_made_up_path() {
+    let without = gateway::settings::Without { captcha_and_path: true, ..Default::default() };
+    let app = spawn_app(Options { captcha_test_mode: false, without, ..Options::default() }).await;
+    let goods_id = app.sale(5).await;
+    let users = app.users(2).await;
+    let url = format!("/api/v1/seckill/goods/{goods_id}/anything/orders");
+    let (status, body) = app.post(&url, Some(&users[0].1), json!({})).await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) =
+        app.post(&format!("/api/v1/seckill/goods/{goods_id}/path"), Some(&users[1].1), json!({"captcha": "?"})).await;
+    assert_eq!(status, 200, "a path without a captcha answer: {body}");
+    app.finish().await;
+}
+
+#[actix_web::test]
 async fn client_mistakes_are_4xx_problems_never_500() {
     let app = spawn_app(Options::default()).await;
     let token = &app.users(1).await[0].1;

@@ -173,6 +173,8 @@ pub struct StackOptions {
     pub stock: StockNodes,
     /// order-service's client of stock-service (balancer, breaker, retries, timeouts).
     pub stock_cluster: rpc::ClusterConfig,
+    /// The gateway's defences turned off (`SECKILL_WITHOUT__...`).
+    pub without: gateway::settings::Without,
 }
 
 impl StackOptions {
@@ -217,6 +219,7 @@ impl FullStack {
             jwt,
             captcha: gateway::settings::CaptchaSettings { test_answer: Some("k6-test".into()), ..Default::default() },
             limits,
+            without: options.without,
             ..Default::default()
         };
         let app = gateway::Application::build(settings).await?;

@@ -27,6 +27,7 @@ pub struct Options {
     pub captcha_test_mode: bool,
     pub limits: LimitSettings,
     pub sign_in: SignInLimits,
+    pub without: gateway::settings::Without,
 }
 
 impl Default for Options {
@@ -42,6 +43,7 @@ impl Default for Options {
                 ..Default::default()
             },
             sign_in: SignInLimits { per_ip_per_minute: 10_000, ..Default::default() },
+            without: Default::default(),
         }
     }
 }
@@ -132,6 +134,7 @@ pub async fn spawn_app(options: Options) -> TestApp {
         limits: options.limits,
         sign_in: options.sign_in,
         goods_cache_ttl: Duration::from_millis(100),
+        without: options.without,
         ..Default::default()
     };
     let app = gateway::Application::build(settings).await.expect("gateway starts");

@@ -43,6 +43,8 @@ pub struct Load {
     pub other: usize,
     /// Latency of the accepted attempts, in microseconds.
     pub latency: Option<Histogram<u64>>,
+    /// Latency of every answer, accepted or not, in microseconds.
+    pub answered: Option<Histogram<u64>>,
     /// Seconds the attempts took from the first arrival to the last answer.
     pub seconds: f64,
     /// Seconds from the first arrival to the last accepted answer (to the sell-out, when the
@@ -61,13 +63,21 @@ impl Load {
         self.latency.as_ref().map_or(0.0, |h| h.value_at_quantile(0.99) as f64 / 1000.0)
     }
 
+    /// 99th percentile of every answer, ms.
+    pub fn p99_all_ms(&self) -> f64 {
+        self.answered.as_ref().map_or(0.0, |h| h.value_at_quantile(0.99) as f64 / 1000.0)
+    }
+
     /// Accepted attempts / attempts.
     pub fn accepted_rate(&self) -> f64 {
         self.accepted as f64 / self.attempts.max(1) as f64
     }
 
-    fn record(&mut self, answer: Answer) {
+    fn record(&mut self, answer: Answer, took: Duration) {
         self.attempts += 1;
+        if let Some(h) = self.answered.as_mut() {
+            h.saturating_record(took.as_micros() as u64);
+        }
         match answer {
             Answer::Accepted(took) => {
                 self.accepted += 1;
@@ -117,7 +127,7 @@ pub async fn run(http: &Http, goods_id: i64, tokens: Arc<Vec<String>>, crowd: Cr
                 let mut began = arrival;
                 for _ in 0..crowd.clicks {
                     let answer = attempt(&http, goods_id, &tokens[n], began).await;
-                    answers.push((answer, started.elapsed()));
+                    answers.push((answer, started.elapsed(), began.elapsed()));
                     bar.inc(1);
                     began = Instant::now();
                 }
@@ -125,18 +135,19 @@ pub async fn run(http: &Http, goods_id: i64, tokens: Arc<Vec<String>>, crowd: Cr
             })
         })
         .collect();
-    let mut load = Load { latency: Histogram::new_with_bounds(1, 120_000_000, 2).ok(), ..Default::default() };
+    let histogram = || Histogram::new_with_bounds(1, 120_000_000, 2).ok();
+    let mut load = Load { latency: histogram(), answered: histogram(), ..Default::default() };
     for task in tasks {
         match task.await {
             Ok(answers) => {
-                for (answer, at) in answers {
+                for (answer, at, took) in answers {
                     if matches!(answer, Answer::Accepted(_)) {
                         load.last_accepted_secs = load.last_accepted_secs.max(at.as_secs_f64());
                     }
-                    load.record(answer);
+                    load.record(answer, took);
                 }
             }
-            Err(_) => (0..crowd.clicks).for_each(|_| load.record(Answer::Other)),
+            Err(_) => (0..crowd.clicks).for_each(|_| load.record(Answer::Other, Duration::ZERO)),
         }
     }
     bar.finish_and_clear();

@@ -13,6 +13,7 @@
 //! scenarios reach. Scenarios whose variants are per goods (the purchase strategies) can also
 //! run against a stack already running (`--gateway URL`).
 
+mod bots;
 mod breaker;
 mod duplicate_clicks;
 mod load;
@@ -20,6 +21,7 @@ mod oversell;
 mod rate_limit;
 mod retry_storm;
 mod slow_node;
+mod sold_out_flag;
 mod stage;
 
 use std::fmt::Write as _;
@@ -66,6 +68,8 @@ pub struct Scenario {
 const SCENARIOS: &[Scenario] = &[
     oversell::SCENARIO,
     duplicate_clicks::SCENARIO,
+    bots::SCENARIO,
+    sold_out_flag::SCENARIO,
     rate_limit::SCENARIO,
     breaker::SCENARIO,
     retry_storm::SCENARIO,
@@ -122,6 +126,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let outcome = match scenario.name {
             "oversell" => oversell::run(&args).await,
             "duplicate-clicks" => duplicate_clicks::run(&args).await,
+            "bots" => bots::run(&args).await,
+            "sold-out-flag" => sold_out_flag::run(&args).await,
             "rate-limit" => rate_limit::run(&args).await,
             "breaker" => breaker::run(&args).await,
             "retry-storm" => retry_storm::run(&args).await,
