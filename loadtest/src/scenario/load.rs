@@ -50,6 +50,8 @@ pub struct Load {
     /// Seconds from the first arrival to the last accepted answer (to the sell-out, when the
     /// crowd outnumbers the units).
     pub last_accepted_secs: f64,
+    /// Accepted attempts per [`super::chart::BUCKET_SECS`] of the run, by when they were answered.
+    pub accepted_timeline: Vec<u32>,
 }
 
 impl Load {
@@ -143,6 +145,11 @@ pub async fn run(http: &Http, goods_id: i64, tokens: Arc<Vec<String>>, crowd: Cr
                 for (answer, at, took) in answers {
                     if matches!(answer, Answer::Accepted(_)) {
                         load.last_accepted_secs = load.last_accepted_secs.max(at.as_secs_f64());
+                        let bucket = (at.as_secs_f64() / super::chart::BUCKET_SECS) as usize;
+                        if load.accepted_timeline.len() <= bucket {
+                            load.accepted_timeline.resize(bucket + 1, 0);
+                        }
+                        load.accepted_timeline[bucket] += 1;
                     }
                     load.record(answer, took);
                 }

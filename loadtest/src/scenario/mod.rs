@@ -15,6 +15,7 @@
 
 mod bots;
 mod breaker;
+mod chart;
 mod duplicate_clicks;
 mod load;
 mod oversell;
@@ -92,6 +93,8 @@ pub struct Figures {
     pub p99_ms: f64,
     /// The scenario's own measures, by name.
     pub own: Vec<(&'static str, String)>,
+    /// Accepted purchases per second over the run, per [`chart::BUCKET_SECS`].
+    pub timeline: Vec<f64>,
 }
 
 /// A scenario's run: every variant (the naive first, the fix last) and what they show.
@@ -140,6 +143,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         println!("{text}");
         report.push('\n');
         report.push_str(&text);
+        if let Some(path) = &args.report {
+            // Next to the report: `docs/scenarios/NAME.svg` for `docs/scenarios.md`.
+            let dir = path.with_extension("");
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let file = dir.join(format!("{}.svg", scenario.name));
+            chart::draw(&file, scenario.title, &outcome.variants)?;
+            let relative = format!("{}/{}.svg", dir.file_name().unwrap_or_default().to_string_lossy(), scenario.name);
+            report.push_str(&format!("\n![Accepted purchases per second, per variant]({relative})\n"));
+        }
         if !(outcome.reproduced && outcome.fixed) {
             failed.push(scenario.name);
         }
@@ -209,6 +221,7 @@ mod tests {
             p50_ms: 1.0,
             p99_ms,
             own: vec![("429 answers", "0".into())],
+            timeline: vec![10.0, 20.0],
         }
     }
 

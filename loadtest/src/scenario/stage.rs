@@ -76,6 +76,7 @@ impl Stage {
             p50_ms: load.p50_ms(),
             p99_ms: load.p99_ms(),
             own: Vec::new(),
+            timeline: load.accepted_timeline.iter().map(|n| f64::from(*n) / super::chart::BUCKET_SECS).collect(),
         })
     }
 
