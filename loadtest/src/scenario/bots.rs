@@ -74,7 +74,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
          the script took {bots_before} units and people {people_before}; with them the script took {bots_after} \
          and people all {people_after}.",
     );
-    Ok(Outcome { variants, reproduced, fixed, verdict })
+    Ok(Outcome { variants, reproduced, fixed, verdict, chart: None })
 }
 
 /// One bot account: guesses a captcha answer, orders with the path it got or one it made up, a

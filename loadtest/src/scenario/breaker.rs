@@ -87,5 +87,6 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         variants[1].1.other,
         buyers
     );
-    Ok(Outcome { variants: variants.into_iter().map(|(figures, _)| figures).collect(), reproduced, fixed, verdict })
+    let variants = variants.into_iter().map(|(figures, _)| figures).collect();
+    Ok(Outcome { variants, reproduced, fixed, verdict, chart: None })
 }

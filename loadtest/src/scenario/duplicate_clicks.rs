@@ -58,5 +58,5 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
          repeat clicks without taking a unit.",
         before.orders, before.undersold, after.orders, after.own[2].1
     );
-    Ok(Outcome { variants, reproduced, fixed, verdict })
+    Ok(Outcome { variants, reproduced, fixed, verdict, chart: None })
 }

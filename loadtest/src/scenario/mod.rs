@@ -19,6 +19,7 @@ mod chart;
 mod duplicate_clicks;
 mod load;
 mod oversell;
+mod peak_shaving;
 mod rate_limit;
 mod retry_storm;
 mod slow_node;
@@ -70,6 +71,7 @@ const SCENARIOS: &[Scenario] = &[
     oversell::SCENARIO,
     duplicate_clicks::SCENARIO,
     bots::SCENARIO,
+    peak_shaving::SCENARIO,
     sold_out_flag::SCENARIO,
     rate_limit::SCENARIO,
     breaker::SCENARIO,
@@ -106,6 +108,8 @@ pub struct Outcome {
     pub fixed: bool,
     /// One line.
     pub verdict: String,
+    /// The scenario's own chart for `--report` (else accepted purchases per second).
+    pub chart: Option<chart::Chart>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -130,6 +134,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "oversell" => oversell::run(&args).await,
             "duplicate-clicks" => duplicate_clicks::run(&args).await,
             "bots" => bots::run(&args).await,
+            "peak-shaving" => peak_shaving::run(&args).await,
             "sold-out-flag" => sold_out_flag::run(&args).await,
             "rate-limit" => rate_limit::run(&args).await,
             "breaker" => breaker::run(&args).await,
@@ -148,9 +153,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let dir = path.with_extension("");
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let file = dir.join(format!("{}.svg", scenario.name));
-            chart::draw(&file, scenario.title, &outcome.variants)?;
+            let accepted;
+            let drawn = match &outcome.chart {
+                Some(own) => own,
+                None => {
+                    accepted = chart::Chart::accepted(&outcome.variants);
+                    &accepted
+                }
+            };
+            chart::draw(&file, scenario.title, drawn)?;
             let relative = format!("{}/{}.svg", dir.file_name().unwrap_or_default().to_string_lossy(), scenario.name);
-            report.push_str(&format!("\n![Accepted purchases per second, per variant]({relative})\n"));
+            report.push_str(&format!("\n![{}]({relative})\n", drawn.y_desc));
         }
         if !(outcome.reproduced && outcome.fixed) {
             failed.push(scenario.name);
@@ -233,6 +246,7 @@ mod tests {
             reproduced: false,
             fixed: true,
             verdict: "p99 900 ms → 9 ms".into(),
+            chart: None,
         };
         let text = render(scenario, &outcome);
         assert!(text.contains("| | before: naive | after: fixed |\n|---|--:|--:|\n"), "{text}");
@@ -248,6 +262,7 @@ mod tests {
             reproduced: true,
             fixed: true,
             verdict: "fine".into(),
+            chart: None,
         };
         let text = render(&SCENARIOS[0], &outcome);
         assert!(text.contains("| | a | b | c |\n|---|--:|--:|--:|\n"), "{text}");

@@ -101,5 +101,5 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         ours.p99_ms,
         guarded.p99_ms
     );
-    Ok(Outcome { variants, reproduced, fixed: correct, verdict })
+    Ok(Outcome { variants, reproduced, fixed: correct, verdict, chart: None })
 }

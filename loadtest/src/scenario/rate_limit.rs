@@ -62,7 +62,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         let_in_per_sec(after),
         after.limited,
     );
-    Ok(Outcome { variants, reproduced, fixed, verdict })
+    Ok(Outcome { variants, reproduced, fixed, verdict, chart: None })
 }
 
 fn let_in_per_sec(load: &load::Load) -> f64 {

@@ -114,7 +114,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         defaults.budget_ratio * 100.0,
         defaults.budget_min_per_sec
     );
-    Ok(Outcome { variants, reproduced, fixed, verdict })
+    Ok(Outcome { variants, reproduced, fixed, verdict, chart: None })
 }
 
 /// The stock-service clients' counters, summed over their nodes.

@@ -65,5 +65,5 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         least_active.p50_ms,
         peak_ewma.p50_ms
     );
-    Ok(Outcome { variants, reproduced, fixed, verdict })
+    Ok(Outcome { variants, reproduced, fixed, verdict, chart: None })
 }

@@ -77,7 +77,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
          Redis commands and {rpc_off:.2} order RPCs (p99 {p99_off:.1} ms); with it {redis_on:.2} and {rpc_on:.2} \
          (p99 {p99_on:.1} ms).",
     );
-    Ok(Outcome { variants, reproduced, fixed, verdict })
+    Ok(Outcome { variants, reproduced, fixed, verdict, chart: None })
 }
 
 /// Commands Redis has processed since it started (`INFO stats`).
