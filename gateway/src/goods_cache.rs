@@ -1,5 +1,7 @@
 //! Goods lists and details served from memory, refreshed at most once per TTL by one caller
-//! (single flight): the crowd reloading the sale page never reaches PostgreSQL.
+//! (single flight): the crowd reloading the sale page never reaches PostgreSQL. Built without
+//! single flight (`SECKILL_WITHOUT__SINGLE_FLIGHT`), every request that finds the list expired
+//! reloads it: a stampede on stock-service and PostgreSQL at each expiry.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,13 +16,15 @@ pub(crate) struct GoodsCache {
     stock: StockServiceClient<Cluster>,
     ttl: Duration,
     current: Mutex<Option<(Instant, Arc<Vec<GoodsView>>)>>,
-    refresh: tokio::sync::Mutex<()>,
+    /// Held by the one caller refreshing, if single flight is on.
+    refresh: Option<tokio::sync::Mutex<()>>,
 }
 
 impl GoodsCache {
-    /// A cache over `stock`.
-    pub(crate) fn new(stock: StockServiceClient<Cluster>, ttl: Duration) -> GoodsCache {
-        GoodsCache { stock, ttl, current: Mutex::new(None), refresh: tokio::sync::Mutex::new(()) }
+    /// A cache over `stock`, refreshed by one caller at a time if `single_flight`.
+    pub(crate) fn new(stock: StockServiceClient<Cluster>, ttl: Duration, single_flight: bool) -> GoodsCache {
+        let refresh = single_flight.then(|| tokio::sync::Mutex::new(()));
+        GoodsCache { stock, ttl, current: Mutex::new(None), refresh }
     }
 
     fn fresh(&self) -> Option<Arc<Vec<GoodsView>>> {
@@ -33,7 +37,10 @@ impl GoodsCache {
         if let Some(goods) = self.fresh() {
             return Ok(goods);
         }
-        let _single_flight = self.refresh.lock().await;
+        let _single_flight = match &self.refresh {
+            Some(refresh) => Some(refresh.lock().await),
+            None => None,
+        };
         if let Some(goods) = self.fresh() {
             return Ok(goods);
         }

@@ -77,6 +77,9 @@ pub struct Without {
     /// `SECKILL_WITHOUT__SOLD_OUT_FLAG`: no in-process sold-out flag, so every attempt after a
     /// sell-out still costs Redis calls and an RPC.
     pub sold_out_flag: bool,
+    /// `SECKILL_WITHOUT__SINGLE_FLIGHT`: every request that finds the goods cache expired
+    /// reloads it from stock-service (and PostgreSQL), instead of one for all.
+    pub single_flight: bool,
 }
 
 /// Captcha settings.

@@ -62,12 +62,15 @@ impl Application {
         } else {
             SoldOutFlags::default()
         });
+        if settings.without.single_flight {
+            tracing::warn!("SECKILL_WITHOUT__SINGLE_FLIGHT: every request finding the goods cache expired reloads it");
+        }
         if settings.without.captcha_and_path {
             tracing::warn!("SECKILL_WITHOUT__CAPTCHA_AND_PATH: orders are accepted without a captcha or a path");
         }
         tokio::spawn(sold_out.clone().follow_restocks(settings.redis.url.clone(), keys.restock_channel()));
         let state = web::Data::new(AppState {
-            goods: GoodsCache::new(stock.clone(), settings.goods_cache_ttl),
+            goods: GoodsCache::new(stock.clone(), settings.goods_cache_ttl, !settings.without.single_flight),
             users,
             stock,
             orders,

@@ -25,6 +25,7 @@ mod retry_storm;
 mod slow_node;
 mod sold_out_flag;
 mod stage;
+mod stampede;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -73,6 +74,7 @@ const SCENARIOS: &[Scenario] = &[
     bots::SCENARIO,
     peak_shaving::SCENARIO,
     sold_out_flag::SCENARIO,
+    stampede::SCENARIO,
     rate_limit::SCENARIO,
     breaker::SCENARIO,
     retry_storm::SCENARIO,
@@ -136,6 +138,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "bots" => bots::run(&args).await,
             "peak-shaving" => peak_shaving::run(&args).await,
             "sold-out-flag" => sold_out_flag::run(&args).await,
+            "stampede" => stampede::run(&args).await,
             "rate-limit" => rate_limit::run(&args).await,
             "breaker" => breaker::run(&args).await,
             "retry-storm" => retry_storm::run(&args).await,
@@ -189,14 +192,19 @@ fn render(scenario: &Scenario, outcome: &Outcome) -> String {
     let mut row = |name: &str, cells: Vec<String>| {
         let _ = writeln!(out, "| {name} | {} |", cells.join(" | "));
     };
-    row("purchase attempts", variants.iter().map(|v| v.attempts.to_string()).collect());
-    row("orders", variants.iter().map(|v| v.orders.to_string()).collect());
-    row("oversold", variants.iter().map(|v| v.oversold.to_string()).collect());
-    row("duplicates", variants.iter().map(|v| v.duplicates.to_string()).collect());
-    row("undersold units", variants.iter().map(|v| v.undersold.to_string()).collect());
-    row("accepted", variants.iter().map(|v| percent(v.accepted_rate)).collect());
-    row("p50 of accepted", variants.iter().map(|v| format!("{:.1} ms", v.p50_ms)).collect());
-    row("p99 of accepted", variants.iter().map(|v| format!("{:.1} ms", v.p99_ms)).collect());
+    // A scenario without purchases (page views) has only its served share and latency.
+    let purchases = variants.iter().any(|v| v.attempts > 0);
+    if purchases {
+        row("purchase attempts", variants.iter().map(|v| v.attempts.to_string()).collect());
+        row("orders", variants.iter().map(|v| v.orders.to_string()).collect());
+        row("oversold", variants.iter().map(|v| v.oversold.to_string()).collect());
+        row("duplicates", variants.iter().map(|v| v.duplicates.to_string()).collect());
+        row("undersold units", variants.iter().map(|v| v.undersold.to_string()).collect());
+    }
+    let what = if purchases { "accepted" } else { "served" };
+    row(what, variants.iter().map(|v| percent(v.accepted_rate)).collect());
+    row(&format!("p50 of {what}"), variants.iter().map(|v| format!("{:.1} ms", v.p50_ms)).collect());
+    row(&format!("p99 of {what}"), variants.iter().map(|v| format!("{:.1} ms", v.p99_ms)).collect());
     for (i, (name, _)) in variants.first().map(|v| v.own.as_slice()).unwrap_or_default().iter().enumerate() {
         row(name, variants.iter().map(|v| v.own.get(i).map(|(_, value)| value.clone()).unwrap_or_default()).collect());
     }
