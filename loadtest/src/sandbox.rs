@@ -158,6 +158,8 @@ pub struct FullStack {
     pub base_url: String,
     /// A bearer token of the admin.
     pub admin_token: String,
+    /// With [`StackOptions::broker_through_proxy`]: the proxy between order-service and RabbitMQ.
+    pub broker_proxy: Option<testkit::fault_proxy::FaultProxy>,
     user: user_service::Application,
     order: order_service::Application,
     worker: order_service::WorkerApplication,
@@ -175,6 +177,11 @@ pub struct StackOptions {
     pub stock_cluster: rpc::ClusterConfig,
     /// The gateway's defences turned off (`SECKILL_WITHOUT__...`).
     pub without: gateway::settings::Without,
+    /// order-service's safeguards turned off (`SECKILL_WITHOUT__PUBLISHER_CONFIRMS`).
+    pub order_without: order_service::settings::Without,
+    /// order-service (not the worker) reaches RabbitMQ through a fault proxy
+    /// ([`FullStack::broker_proxy`]).
+    pub broker_through_proxy: bool,
 }
 
 impl StackOptions {
@@ -206,7 +213,18 @@ impl FullStack {
             ..Default::default()
         })
         .await?;
-        let order = order_service::Application::build(sandbox.order_settings.clone()).await?;
+        let mut order_settings = sandbox.order_settings.clone();
+        order_settings.without = options.order_without.clone();
+        let mut broker_proxy = None;
+        if options.broker_through_proxy {
+            let url = testkit::amqp_url();
+            let (credentials, rest) = url.split_once('@').ok_or_else(|| anyhow::anyhow!("AMQP URL {url:?}"))?;
+            let (address, vhost) = rest.split_once('/').unwrap_or((rest, ""));
+            let proxy = testkit::fault_proxy::FaultProxy::start(address.parse()?).await;
+            order_settings.broker.url = SecretString::from(format!("{credentials}@{}/{vhost}", proxy.addr()));
+            broker_proxy = Some(proxy);
+        }
+        let order = order_service::Application::build(order_settings).await?;
         let worker = order_service::WorkerApplication::build(sandbox.order_settings.clone()).await?;
         let mut endpoints = sandbox.order_settings.registry.endpoints.clone();
         endpoints.insert("userservice".into(), vec![user.address().to_string()]);
@@ -228,7 +246,7 @@ impl FullStack {
         let users = UserServiceClient::new(testkit::channel(user.address()));
         let admin = Credentials { username: "admin".into(), password: "admin-password".into() };
         let session = users.login(admin).await.map_err(|err| anyhow::anyhow!("admin login: {err}"))?;
-        Ok(FullStack { sandbox, base_url, admin_token: session.token, user, order, worker, gateway })
+        Ok(FullStack { sandbox, base_url, admin_token: session.token, broker_proxy, user, order, worker, gateway })
     }
 
     /// Stops everything and cleans up.

@@ -184,18 +184,28 @@ pub struct Publisher {
     channel: Mutex<Option<(Connection, Channel)>>,
     /// Serialises reconnects so a broken broker is not dialled by every caller at once.
     reconnect: tokio::sync::Mutex<()>,
+    /// Wait for the broker's confirm (off only with `SECKILL_WITHOUT__PUBLISHER_CONFIRMS`).
+    confirms: bool,
 }
 
 impl Publisher {
     /// A publisher; connects (and declares the topology) at once, so start-up fails clearly when
     /// the broker is unreachable.
     pub async fn connect(settings: &BrokerSettings) -> lapin::Result<Publisher> {
+        Publisher::connect_with(settings, true).await
+    }
+
+    /// [`Publisher::connect`]; with `confirms` false, fire and forget: a publish returns once the
+    /// message is handed to the connection (`SECKILL_WITHOUT__PUBLISHER_CONFIRMS`, demonstrations
+    /// only: messages in flight when the link fails are lost).
+    pub async fn connect_with(settings: &BrokerSettings, confirms: bool) -> lapin::Result<Publisher> {
         let publisher = Publisher {
             url: settings.url.clone(),
             topology: Topology::new(settings),
             confirm_timeout: settings.confirm_timeout,
             channel: Mutex::new(None),
             reconnect: tokio::sync::Mutex::new(()),
+            confirms,
         };
         publisher.open().await?;
         Ok(publisher)
@@ -205,7 +215,9 @@ impl Publisher {
         let connection = connect(&self.url).await?;
         self.topology.declare(&connection).await?;
         let channel = connection.create_channel().await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        if self.confirms {
+            channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        }
         *self.channel.lock().unwrap_or_else(|p| p.into_inner()) = Some((connection, channel.clone()));
         Ok(channel)
     }
@@ -276,6 +288,8 @@ impl Publisher {
             lapin::Confirmation::Ack(None) => Ok(()),
             lapin::Confirmation::Ack(Some(_)) => Err(PublishError::Refused("unroutable".into())),
             lapin::Confirmation::Nack(_) => Err(PublishError::Refused("nack".into())),
+            // Fire and forget: handed to the connection is all it knows.
+            lapin::Confirmation::NotRequested if !self.confirms => Ok(()),
             lapin::Confirmation::NotRequested => Err(PublishError::Refused("confirms are off".into())),
         }
     }

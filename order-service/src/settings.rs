@@ -44,6 +44,20 @@ pub struct Settings {
     /// whose release failed), unless a retry of the same ticket queued it (`SECKILL_ORPHAN_CHECK`).
     #[serde(with = "humantime_serde")]
     pub orphan_check: Duration,
+    /// Safeguards turned off, to show what they are for (`loadtest scenario`); every one on
+    /// unless set.
+    pub without: Without,
+}
+
+/// Safeguards of order-service that can be turned off, for demonstrations only
+/// (`SECKILL_WITHOUT__...=true`, refused outside development).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Without {
+    /// `SECKILL_WITHOUT__PUBLISHER_CONFIRMS`: fire and forget. A ticket is accepted once its
+    /// message is handed to the connection, not once the broker has stored it, so messages in
+    /// flight when the broker or the link fails are lost with their tickets accepted.
+    pub publisher_confirms: bool,
 }
 
 /// RabbitMQ settings.
@@ -104,6 +118,7 @@ impl Default for Settings {
             worker: WorkerSettings::default(),
             reconciler: ReconcilerSettings::default(),
             orphan_check: Duration::from_secs(5),
+            without: Without::default(),
         }
     }
 }

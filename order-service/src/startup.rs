@@ -64,8 +64,18 @@ impl Application {
     /// Connects to PostgreSQL, Redis, the registry and RabbitMQ (declaring the queues), and
     /// starts serving.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        if settings.without.publisher_confirms {
+            platform::env::SecretPolicy::new(settings.node.env)
+                .shortcut(
+                    true,
+                    "SECKILL_WITHOUT__PUBLISHER_CONFIRMS accepts tickets the broker may never have stored; unset it",
+                )
+                .enforce()?;
+        }
         let deps = Dependencies::connect(&settings, Service::OrderService).await?;
-        let publisher = Publisher::connect(&settings.broker).await.map_err(|err| broker_unreachable(&settings, err))?;
+        let publisher = Publisher::connect_with(&settings.broker, !settings.without.publisher_confirms)
+            .await
+            .map_err(|err| broker_unreachable(&settings, err))?;
         let keys = settings.redis.keyspace();
         // Order ids for the strategies that write orders in the request (not `lua_mq`).
         let lease = WorkerLease::acquire(&deps.redis, &keys, settings.worker.lease_ttl)

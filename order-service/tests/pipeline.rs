@@ -142,3 +142,15 @@ async fn outside_development_both_binaries_refuse_the_built_in_cluster_key_by_na
         assert!(refusal.contains("SECKILL_RPC__KEY"), "{refusal}");
     }
 }
+
+#[tokio::test]
+async fn outside_development_order_service_refuses_fire_and_forget_publishing_by_name() {
+    let mut settings = order_service::Settings {
+        node: platform::node::NodeSettings::listening("127.0.0.1:0", None),
+        without: order_service::settings::Without { publisher_confirms: true },
+        ..Default::default()
+    };
+    settings.node.env = platform::env::Environment::Production;
+    let refusal = order_service::Application::build(settings).await.err().expect("refused").to_string();
+    assert!(refusal.contains("SECKILL_WITHOUT__PUBLISHER_CONFIRMS"), "{refusal}");
+}

@@ -15,6 +15,7 @@
 
 mod bots;
 mod breaker;
+mod broker_outage;
 mod chart;
 mod duplicate_clicks;
 mod load;
@@ -79,6 +80,7 @@ const SCENARIOS: &[Scenario] = &[
     breaker::SCENARIO,
     retry_storm::SCENARIO,
     slow_node::SCENARIO,
+    broker_outage::SCENARIO,
 ];
 
 /// One variant's figures.
@@ -143,6 +145,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "breaker" => breaker::run(&args).await,
             "retry-storm" => retry_storm::run(&args).await,
             "slow-node" => slow_node::run(&args).await,
+            "broker-outage" => broker_outage::run(&args).await,
             other => unreachable!("scenario {other} has no runner"),
         }
         .with_context(|| format!("scenario {}", scenario.name))?;

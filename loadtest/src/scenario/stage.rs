@@ -59,25 +59,27 @@ impl Stage {
         Ok(report.goods.remove(0))
     }
 
+    /// Audits `goods_id` once no ticket is pending or `settle` has passed, whichever comes
+    /// first: for a variant that loses tickets, whose pending ones never settle.
+    pub async fn audit_settled(&self, goods_id: i64, settle: Duration) -> anyhow::Result<GoodsAudit> {
+        let started = std::time::Instant::now();
+        loop {
+            // A breaker opened by the fault may refuse the audit for a few seconds.
+            match self.gateway.audit(Some(goods_id)).await {
+                Ok(mut report) if report.drained() || started.elapsed() >= settle => {
+                    anyhow::ensure!(report.goods.len() == 1, "no audit of goods {goods_id}");
+                    return Ok(report.goods.remove(0));
+                }
+                Err(err) if started.elapsed() >= settle + Duration::from_secs(30) => return Err(err),
+                Ok(_) | Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
+    }
+
     /// The figures of a variant that ran `load` on `goods_id`, whose buyers wanted `wanted`
     /// units in all.
     pub async fn figures(&self, variant: String, goods_id: i64, wanted: i64, load: &Load) -> anyhow::Result<Figures> {
-        let goods = self.audit(goods_id).await?;
-        // Units that could have been sold to someone who wanted one, and were not.
-        let undersold = if goods.oversold > 0 { 0 } else { (wanted.min(goods.initial_stock) - goods.orders).max(0) };
-        Ok(Figures {
-            variant,
-            attempts: load.attempts,
-            orders: goods.orders,
-            oversold: goods.oversold,
-            duplicates: goods.duplicates,
-            undersold,
-            accepted_rate: load.accepted_rate(),
-            p50_ms: load.p50_ms(),
-            p99_ms: load.p99_ms(),
-            own: Vec::new(),
-            timeline: load.accepted_timeline.iter().map(|n| f64::from(*n) / super::chart::BUCKET_SECS).collect(),
-        })
+        Ok(figures_of(variant, &self.audit(goods_id).await?, wanted, load))
     }
 
     /// Stops the stack if it is this process's own.
@@ -85,6 +87,25 @@ impl Stage {
         if let Some(stack) = self.stack {
             stack.finish().await;
         }
+    }
+}
+
+/// A variant's figures, from its goods' audit and its load; the crowd wanted `wanted` units.
+pub fn figures_of(variant: String, goods: &GoodsAudit, wanted: i64, load: &Load) -> Figures {
+    // Units that could have been sold to someone who wanted one, and were not.
+    let undersold = if goods.oversold > 0 { 0 } else { (wanted.min(goods.initial_stock) - goods.orders).max(0) };
+    Figures {
+        variant,
+        attempts: load.attempts,
+        orders: goods.orders,
+        oversold: goods.oversold,
+        duplicates: goods.duplicates,
+        undersold,
+        accepted_rate: load.accepted_rate(),
+        p50_ms: load.p50_ms(),
+        p99_ms: load.p99_ms(),
+        own: Vec::new(),
+        timeline: load.accepted_timeline.iter().map(|n| f64::from(*n) / super::chart::BUCKET_SECS).collect(),
     }
 }
 
