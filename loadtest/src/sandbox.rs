@@ -45,6 +45,8 @@ pub struct StockNodes {
     pub redis_through_proxy: bool,
     /// Their RPC servers' settings (in-flight limits), if not the default.
     pub server: Option<rpc::ServerConfig>,
+    /// Their safeguards turned off (`SECKILL_WITHOUT__SALE_STATE_REBUILD`).
+    pub without: stock_service::settings::Without,
 }
 
 impl Sandbox {
@@ -69,6 +71,7 @@ impl Sandbox {
                 registry: testkit::static_registry(),
                 database: db.settings(),
                 redis: RedisSettings::with_prefix(&prefix),
+                without: nodes.without.clone(),
             };
             if let Some(proxy) = &stock_redis_proxy {
                 settings.redis.url = SecretString::from(format!("redis://{}", proxy.addr()));

@@ -22,18 +22,24 @@ pub(crate) struct Stock {
     identities: Identities,
     /// One rebuild at a time per goods in this process (the advisory lock orders them across).
     rebuilds: SingleFlight,
+    /// Rebuild a lost sale state on the spot (off only with `SECKILL_WITHOUT__SALE_STATE_REBUILD`).
+    rebuild: bool,
 }
 
 impl Stock {
-    /// The service over a migrated database and a Redis sale store.
-    pub(crate) fn new(pool: PgPool, sales: SaleStore, identities: Identities) -> Stock {
-        Stock { pool, sales, identities, rebuilds: SingleFlight::default() }
+    /// The service over a migrated database and a Redis sale store; `rebuild`: a lost sale state
+    /// is rebuilt by the first reserve that finds it missing.
+    pub(crate) fn new(pool: PgPool, sales: SaleStore, identities: Identities, rebuild: bool) -> Stock {
+        Stock { pool, sales, identities, rebuilds: SingleFlight::default(), rebuild }
     }
 
     /// Rebuilds the sale state Redis lost (a restart without the append-only file, say), once
     /// for all the reserves that find it missing at the same moment: the sale resumes at once,
     /// not at the reconciler's next pass.
     async fn rebuild_lost(&self, goods_id: i64) -> Result<(), StockError> {
+        if !self.rebuild {
+            return Err(StockError::NotWarmed(goods_id));
+        }
         let _only_one = self.rebuilds.enter(goods_id).await;
         if self.sales.present(goods_id).await.map_err(unavailable)? {
             return Ok(()); // another reserve rebuilt it while we waited

@@ -25,4 +25,18 @@ pub struct Settings {
     /// Redis holding the sale states (`SECKILL_REDIS_URL`, `SECKILL_REDIS_PREFIX`, ...).
     #[serde(flatten)]
     pub redis: RedisSettings,
+    /// Safeguards turned off, to show what they are for (`loadtest scenario`); every one on
+    /// unless set.
+    pub without: Without,
+}
+
+/// Safeguards of stock-service that can be turned off, for demonstrations only
+/// (`SECKILL_WITHOUT__...=true`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Without {
+    /// `SECKILL_WITHOUT__SALE_STATE_REBUILD`: a reserve that finds a warmed-up sale's state lost
+    /// from Redis answers "not warmed up" instead of rebuilding it from PostgreSQL, so the sale
+    /// stops until an operator warms it up again (or the reconciler, if it runs, resyncs it).
+    pub sale_state_rebuild: bool,
 }

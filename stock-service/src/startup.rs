@@ -25,7 +25,13 @@ impl Application {
         let pool = settings.database.connect().await?;
         let redis = settings.redis.connect().await?;
         let identities = settings.node.rpc.security.identities();
-        let stock = Stock::new(pool, SaleStore::new(redis, settings.redis.keyspace()), identities);
+        if settings.without.sale_state_rebuild {
+            tracing::warn!(
+                "SECKILL_WITHOUT__SALE_STATE_REBUILD: a sale whose state Redis lost stops until warmed up again"
+            );
+        }
+        let sales = SaleStore::new(redis, settings.redis.keyspace());
+        let stock = Stock::new(pool, sales, identities, !settings.without.sale_state_rebuild);
         let server = settings.node.server()?.add_service(StockServiceServer::new(stock));
         let registry = settings.registry.connect().await?;
         let node = Node::start(&settings.node, server, &[STOCK_SERVICE], &registry)

@@ -28,6 +28,11 @@ struct Sale {
 
 /// `instances` stock-services on one database and one Redis prefix, behind a balanced client.
 async fn spawn(instances: usize) -> Sale {
+    spawn_without(instances, Default::default()).await
+}
+
+/// [`spawn`], with `without`'s safeguards off.
+async fn spawn_without(instances: usize, without: stock_service::settings::Without) -> Sale {
     let db = TestDb::create().await;
     let prefix = testkit::unique_name();
     let mut apps = Vec::new();
@@ -37,6 +42,7 @@ async fn spawn(instances: usize) -> Sale {
             registry: testkit::static_registry(),
             database: db.settings(),
             redis: RedisSettings::with_prefix(&prefix),
+            without: without.clone(),
         };
         apps.push(Application::build(settings).await.expect("stock-service starts"));
     }
@@ -291,6 +297,22 @@ async fn a_reserve_that_finds_the_sale_state_lost_rebuilds_it_on_the_spot_once()
     let level = sale.client.stock_level(goods).await.unwrap();
     // The three holds Redis lost are gone (their orders will fail); their units are on sale again.
     assert_eq!((level.redis_stock, level.holds), (Some(50), 50));
+    sale.finish().await;
+}
+
+#[tokio::test]
+async fn without_the_rebuild_a_lost_sale_stops_until_it_is_warmed_up_again() {
+    let without = stock_service::settings::Without { sale_state_rebuild: true };
+    let sale = spawn_without(1, without).await;
+    let goods = sale.goods(100).await;
+    sale.client.reserve(goods, 1, Uuid::new_v4()).await.unwrap();
+    testkit::clear_redis_prefix(&sale.redis, &sale.prefix).await;
+    assert_eq!(
+        sale.client.reserve(goods, 2, Uuid::new_v4()).await,
+        Err(rpc::Error::Application(StockError::NotWarmed(goods)))
+    );
+    sale.admin.warm_up(goods).await.unwrap();
+    assert!(matches!(sale.client.reserve(goods, 2, Uuid::new_v4()).await, Ok(ReserveOutcome::Reserved { .. })));
     sale.finish().await;
 }
 

@@ -94,6 +94,7 @@ pub async fn spawn_app(options: Options) -> TestApp {
         registry: testkit::static_registry(),
         database: db.settings(),
         redis: RedisSettings::with_prefix(&prefix),
+        without: Default::default(),
     })
     .await
     .expect("stock-service starts");

@@ -22,6 +22,7 @@ mod load;
 mod oversell;
 mod peak_shaving;
 mod rate_limit;
+mod redis_loss;
 mod retry_storm;
 mod slow_node;
 mod sold_out_flag;
@@ -81,6 +82,7 @@ const SCENARIOS: &[Scenario] = &[
     retry_storm::SCENARIO,
     slow_node::SCENARIO,
     broker_outage::SCENARIO,
+    redis_loss::SCENARIO,
 ];
 
 /// One variant's figures.
@@ -146,6 +148,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "retry-storm" => retry_storm::run(&args).await,
             "slow-node" => slow_node::run(&args).await,
             "broker-outage" => broker_outage::run(&args).await,
+            "redis-loss" => redis_loss::run(&args).await,
             other => unreachable!("scenario {other} has no runner"),
         }
         .with_context(|| format!("scenario {}", scenario.name))?;

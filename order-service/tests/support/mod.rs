@@ -61,6 +61,7 @@ impl Stack {
                 registry: testkit::static_registry(),
                 database: db.settings(),
                 redis: RedisSettings::with_prefix(&prefix),
+                without: Default::default(),
             };
             stock_apps.push(stock_service::Application::build(settings).await.expect("stock-service starts"));
         }
