@@ -153,12 +153,15 @@ impl Sandbox {
     }
 }
 
-/// The whole system in this process: user-, stock-, order-service, one worker and the gateway.
+/// The whole system in this process: user-, stock-, order-service, one worker and the
+/// gateway (or several, [`StackOptions::gateways`]).
 pub struct FullStack {
     /// The stock side (database, Redis, stock-service).
     pub sandbox: Sandbox,
-    /// The gateway's base URL.
+    /// The (first) gateway's base URL.
     pub base_url: String,
+    /// Every gateway's base URL, the first's first.
+    pub base_urls: Vec<String>,
     /// A bearer token of the admin.
     pub admin_token: String,
     /// With [`StackOptions::broker_through_proxy`]: the proxy between order-service and RabbitMQ.
@@ -166,7 +169,7 @@ pub struct FullStack {
     user: user_service::Application,
     order: order_service::Application,
     worker: order_service::WorkerApplication,
-    gateway: gateway::Running,
+    gateways: Vec<gateway::Running>,
 }
 
 /// How a [`FullStack`] differs from the default one.
@@ -185,6 +188,8 @@ pub struct StackOptions {
     /// order-service (not the worker) reaches RabbitMQ through a fault proxy
     /// ([`FullStack::broker_proxy`]).
     pub broker_through_proxy: bool,
+    /// Gateways, the same settings each (at least one).
+    pub gateways: usize,
 }
 
 impl StackOptions {
@@ -243,18 +248,33 @@ impl FullStack {
             without: options.without,
             ..Default::default()
         };
-        let app = gateway::Application::build(settings).await?;
-        let base_url = format!("http://127.0.0.1:{}", app.port());
-        let gateway = app.spawn();
+        let (mut gateways, mut base_urls) = (Vec::new(), Vec::new());
+        for _ in 0..options.gateways.max(1) {
+            let app = gateway::Application::build(settings.clone()).await?;
+            base_urls.push(format!("http://127.0.0.1:{}", app.port()));
+            gateways.push(app.spawn());
+        }
+        let base_url = base_urls[0].clone();
         let users = UserServiceClient::new(testkit::channel(user.address()));
         let admin = Credentials { username: "admin".into(), password: "admin-password".into() };
         let session = users.login(admin).await.map_err(|err| anyhow::anyhow!("admin login: {err}"))?;
-        Ok(FullStack { sandbox, base_url, admin_token: session.token, broker_proxy, user, order, worker, gateway })
+        let admin_token = session.token;
+        Ok(FullStack { sandbox, base_url, base_urls, admin_token, broker_proxy, user, order, worker, gateways })
+    }
+
+    /// Stops gateway `index`: `graceful`, it stops accepting and finishes the requests it has;
+    /// else it drops them at once, as `kill -9` would.
+    pub async fn stop_gateway(&self, index: usize, graceful: bool) {
+        if let Some(gateway) = self.gateways.get(index) {
+            gateway.stop(graceful).await;
+        }
     }
 
     /// Stops everything and cleans up.
     pub async fn finish(self) {
-        self.gateway.stop(true).await;
+        for gateway in &self.gateways {
+            gateway.stop(true).await;
+        }
         self.worker.stop().await;
         self.order.stop().await;
         self.user.stop().await;

@@ -6,6 +6,7 @@
 //! figures instead of slowing the crowd down.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -112,6 +113,20 @@ const IN_FLIGHT: usize = 256;
 
 /// `crowd` buying `goods_id`, buyer `n` with `tokens[n]`.
 pub async fn run(http: &Http, goods_id: i64, tokens: Arc<Vec<String>>, crowd: Crowd) -> Load {
+    run_across(&[http.clone()], None, goods_id, tokens, crowd).await
+}
+
+/// [`run`] over several gateways, buyer `n` through `gateways[n % len]`, as a load balancer
+/// spreads them; once `drained` is set, every buyer who starts goes to the first (the others are
+/// taken out of the balancer, as before a deploy).
+pub async fn run_across(
+    gateways: &[Http],
+    drained: Option<Arc<AtomicBool>>,
+    goods_id: i64,
+    tokens: Arc<Vec<String>>,
+    crowd: Crowd,
+) -> Load {
+    let gateways = Arc::new(gateways.to_vec());
     let buyers = crowd.buyers.min(tokens.len());
     let bar = ProgressBar::new((buyers * crowd.clicks) as u64)
         .with_style(ProgressStyle::with_template("  {bar:40} {pos}/{len} attempts [{elapsed}]").expect("style"));
@@ -120,15 +135,18 @@ pub async fn run(http: &Http, goods_id: i64, tokens: Arc<Vec<String>>, crowd: Cr
     let connections = Arc::new(Semaphore::new(IN_FLIGHT));
     let tasks: Vec<_> = (0..buyers)
         .map(|n| {
-            let (http, tokens, connections, bar) = (http.clone(), tokens.clone(), connections.clone(), bar.clone());
+            let (gateways, drained) = (gateways.clone(), drained.clone());
+            let (tokens, connections, bar) = (tokens.clone(), connections.clone(), bar.clone());
             let arrival = started + interval.mul_f64(n as f64);
             tokio::spawn(async move {
                 tokio::time::sleep_until(arrival.into()).await;
                 let _connection = connections.acquire().await;
+                let only_first = drained.is_some_and(|drained| drained.load(Ordering::Acquire));
+                let http = &gateways[if only_first { 0 } else { n % gateways.len() }];
                 let mut answers = Vec::with_capacity(crowd.clicks);
                 let mut began = arrival;
                 for _ in 0..crowd.clicks {
-                    let answer = attempt(&http, goods_id, &tokens[n], began).await;
+                    let answer = attempt(http, goods_id, &tokens[n], began).await;
                     answers.push((answer, started.elapsed(), began.elapsed()));
                     bar.inc(1);
                     began = Instant::now();

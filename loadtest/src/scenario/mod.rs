@@ -18,6 +18,7 @@ mod breaker;
 mod broker_outage;
 mod chart;
 mod duplicate_clicks;
+mod graceful_shutdown;
 mod load;
 mod oversell;
 mod peak_shaving;
@@ -83,6 +84,7 @@ const SCENARIOS: &[Scenario] = &[
     slow_node::SCENARIO,
     broker_outage::SCENARIO,
     redis_loss::SCENARIO,
+    graceful_shutdown::SCENARIO,
 ];
 
 /// One variant's figures.
@@ -149,6 +151,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "slow-node" => slow_node::run(&args).await,
             "broker-outage" => broker_outage::run(&args).await,
             "redis-loss" => redis_loss::run(&args).await,
+            "graceful-shutdown" => graceful_shutdown::run(&args).await,
             other => unreachable!("scenario {other} has no runner"),
         }
         .with_context(|| format!("scenario {}", scenario.name))?;
