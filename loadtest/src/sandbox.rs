@@ -168,7 +168,9 @@ pub struct FullStack {
     pub broker_proxy: Option<testkit::fault_proxy::FaultProxy>,
     user: user_service::Application,
     order: order_service::Application,
-    worker: order_service::WorkerApplication,
+    /// The order worker (none between [`FullStack::crash_worker`] and [`FullStack::start_worker`]).
+    worker: Option<order_service::WorkerApplication>,
+    worker_settings: order_service::Settings,
     gateways: Vec<gateway::Running>,
 }
 
@@ -233,7 +235,9 @@ impl FullStack {
             broker_proxy = Some(proxy);
         }
         let order = order_service::Application::build(order_settings).await?;
-        let worker = order_service::WorkerApplication::build(sandbox.order_settings.clone()).await?;
+        let mut worker_settings = sandbox.order_settings.clone();
+        worker_settings.without = options.order_without.clone();
+        let worker = order_service::WorkerApplication::build(worker_settings.clone()).await?;
         let mut endpoints = sandbox.order_settings.registry.endpoints.clone();
         endpoints.insert("userservice".into(), vec![user.address().to_string()]);
         endpoints.insert("orderservice".into(), vec![order.address().to_string()]);
@@ -259,7 +263,35 @@ impl FullStack {
         let admin = Credentials { username: "admin".into(), password: "admin-password".into() };
         let session = users.login(admin).await.map_err(|err| anyhow::anyhow!("admin login: {err}"))?;
         let admin_token = session.token;
-        Ok(FullStack { sandbox, base_url, base_urls, admin_token, broker_proxy, user, order, worker, gateways })
+        let worker = Some(worker);
+        Ok(FullStack {
+            sandbox,
+            base_url,
+            base_urls,
+            admin_token,
+            broker_proxy,
+            user,
+            order,
+            worker,
+            worker_settings,
+            gateways,
+        })
+    }
+
+    /// Kills the order worker at once, as `kill -9` would: what it has not acknowledged goes back
+    /// to the queue (and what it has, is gone).
+    pub fn crash_worker(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            worker.abort();
+        }
+    }
+
+    /// Starts an order worker (after [`FullStack::crash_worker`]).
+    pub async fn start_worker(&mut self) -> anyhow::Result<()> {
+        if self.worker.is_none() {
+            self.worker = Some(order_service::WorkerApplication::build(self.worker_settings.clone()).await?);
+        }
+        Ok(())
     }
 
     /// Stops gateway `index`: `graceful`, it stops accepting and finishes the requests it has;
@@ -275,7 +307,9 @@ impl FullStack {
         for gateway in &self.gateways {
             gateway.stop(true).await;
         }
-        self.worker.stop().await;
+        if let Some(worker) = self.worker {
+            worker.stop().await;
+        }
         self.order.stop().await;
         self.user.stop().await;
         self.sandbox.finish().await;

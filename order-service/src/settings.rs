@@ -58,6 +58,10 @@ pub struct Without {
     /// message is handed to the connection, not once the broker has stored it, so messages in
     /// flight when the broker or the link fails are lost with their tickets accepted.
     pub publisher_confirms: bool,
+    /// `SECKILL_WITHOUT__ACK_AFTER_COMMIT`: the workers take order messages acknowledged as they
+    /// are delivered, before their orders are committed, so the messages a worker holds when it
+    /// crashes are lost with their tickets accepted.
+    pub ack_after_commit: bool,
 }
 
 /// RabbitMQ settings.

@@ -126,6 +126,11 @@ pub struct WorkerApplication {
 impl WorkerApplication {
     /// Connects, leases a snowflake worker id, and starts consuming.
     pub async fn build(settings: Settings) -> anyhow::Result<WorkerApplication> {
+        if settings.without.ack_after_commit {
+            platform::env::SecretPolicy::new(settings.node.env)
+                .shortcut(true, "SECKILL_WITHOUT__ACK_AFTER_COMMIT loses the orders a crashed worker held; unset it")
+                .enforce()?;
+        }
         let deps = Dependencies::connect(&settings, Service::OrderWorker).await?;
         if let Some(listen) = settings.node.metrics_listen {
             if let Err(err) = platform::metrics::serve_prometheus(listen) {
@@ -153,6 +158,7 @@ impl WorkerApplication {
             stock: deps.stock.clone(),
             results: results.clone(),
             pool: deps.pool.clone(),
+            ack_on_delivery: settings.without.ack_after_commit,
         };
         let worker = Arc::new(Worker::new(parts, shutdown.clone()));
         let mut tasks = vec![tokio::spawn(worker.run())];

@@ -144,13 +144,15 @@ async fn outside_development_both_binaries_refuse_the_built_in_cluster_key_by_na
 }
 
 #[tokio::test]
-async fn outside_development_order_service_refuses_fire_and_forget_publishing_by_name() {
+async fn outside_development_fire_and_forget_and_ack_on_delivery_are_refused_by_name() {
     let mut settings = order_service::Settings {
         node: platform::node::NodeSettings::listening("127.0.0.1:0", None),
-        without: order_service::settings::Without { publisher_confirms: true },
+        without: order_service::settings::Without { publisher_confirms: true, ack_after_commit: true },
         ..Default::default()
     };
     settings.node.env = platform::env::Environment::Production;
-    let refusal = order_service::Application::build(settings).await.err().expect("refused").to_string();
-    assert!(refusal.contains("SECKILL_WITHOUT__PUBLISHER_CONFIRMS"), "{refusal}");
+    let service = order_service::Application::build(settings.clone()).await.err().expect("refused").to_string();
+    assert!(service.contains("SECKILL_WITHOUT__PUBLISHER_CONFIRMS"), "{service}");
+    let worker = order_service::WorkerApplication::build(settings).await.err().expect("refused").to_string();
+    assert!(worker.contains("SECKILL_WITHOUT__ACK_AFTER_COMMIT"), "{worker}");
 }

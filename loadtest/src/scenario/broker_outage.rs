@@ -42,7 +42,8 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         [("fire and forget (SECKILL_WITHOUT__PUBLISHER_CONFIRMS)", true), ("publisher confirms (default)", false)]
     {
         eprintln!("variant {name}: starting the stack (order-service reaches RabbitMQ through a fault proxy)...");
-        let order_without = order_service::settings::Without { publisher_confirms: fire_and_forget };
+        let order_without =
+            order_service::settings::Without { publisher_confirms: fire_and_forget, ..Default::default() };
         let options =
             StackOptions { order_without, broker_through_proxy: true, ..StackOptions::with_limits(unlimited()) };
         let stage = Stage::own(options).await?;

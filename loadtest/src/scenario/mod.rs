@@ -29,6 +29,7 @@ mod slow_node;
 mod sold_out_flag;
 mod stage;
 mod stampede;
+mod worker_crash;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -82,6 +83,7 @@ const SCENARIOS: &[Scenario] = &[
     breaker::SCENARIO,
     retry_storm::SCENARIO,
     slow_node::SCENARIO,
+    worker_crash::SCENARIO,
     broker_outage::SCENARIO,
     redis_loss::SCENARIO,
     graceful_shutdown::SCENARIO,
@@ -149,6 +151,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "breaker" => breaker::run(&args).await,
             "retry-storm" => retry_storm::run(&args).await,
             "slow-node" => slow_node::run(&args).await,
+            "worker-crash" => worker_crash::run(&args).await,
             "broker-outage" => broker_outage::run(&args).await,
             "redis-loss" => redis_loss::run(&args).await,
             "graceful-shutdown" => graceful_shutdown::run(&args).await,

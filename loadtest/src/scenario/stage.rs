@@ -43,6 +43,11 @@ impl Stage {
         self.stack.as_ref()
     }
 
+    /// [`Stage::stack`], to change it (crash a worker).
+    pub fn stack_mut(&mut self) -> Option<&mut FullStack> {
+        self.stack.as_mut()
+    }
+
     /// Waits until no ticket of `goods_id` is pending, then audits it.
     pub async fn audit(&self, goods_id: i64) -> anyhow::Result<GoodsAudit> {
         // Overloaded, the services' breakers may still be open for a few seconds: the audit waits.

@@ -20,6 +20,10 @@ impl<T: Transport> Worker<T> {
         let started = std::time::Instant::now();
         let mut messages: Vec<(OrderMessage, Delivery)> = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
+            if delivery.redelivered {
+                // Delivered before and never acknowledged: its worker crashed, or lost the broker.
+                metrics::counter!("order_messages_redelivered_total").increment(1);
+            }
             match serde_json::from_slice::<OrderMessage>(&delivery.data) {
                 Ok(message) => messages.push((message, delivery)),
                 Err(err) => {

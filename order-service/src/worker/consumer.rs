@@ -64,21 +64,29 @@ impl<T: Transport> Worker<T> {
 
     /// Connects, declares the topology and subscribes to `queue` with a window of `prefetch`
     /// unacknowledged messages.
-    pub(super) async fn subscribe(&self, queue: &str, prefetch: u16, tag: &str) -> lapin::Result<Subscription> {
+    /// With `ack_on_delivery` the broker forgets each message as it sends it (no prefetch
+    /// window then: it sends everything it has), and every ack, nack and reject is a no-op.
+    pub(super) async fn subscribe(
+        &self,
+        queue: &str,
+        prefetch: u16,
+        tag: &str,
+        ack_on_delivery: bool,
+    ) -> lapin::Result<Subscription> {
         let connection = broker::connect(&self.amqp_url).await?;
         self.topology.declare(&connection).await?;
         let channel = connection.create_channel().await?;
         channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
-        let consumer = channel
-            .basic_consume(queue.into(), tag.into(), BasicConsumeOptions::default(), FieldTable::default())
-            .await?;
+        let options = BasicConsumeOptions { no_ack: ack_on_delivery, ..Default::default() };
+        let consumer = channel.basic_consume(queue.into(), tag.into(), options, FieldTable::default()).await?;
         tracing::info!(queue, tag, "consuming");
         Ok(Subscription { connection, channel, consumer })
     }
 
     async fn consume(self: &Arc<Self>, n: usize) -> lapin::Result<()> {
         let tag = format!("order-worker-{}-{n}", std::process::id());
-        let mut subscription = self.subscribe(&self.topology.names.queue, self.settings.prefetch, &tag).await?;
+        let queue = &self.topology.names.queue;
+        let mut subscription = self.subscribe(queue, self.settings.prefetch, &tag, self.ack_on_delivery).await?;
         // Settling a written batch (results, releases, the ack) overlaps with writing the next
         // one; the settler keeps batches in order, and at most two wait for it.
         let (settle, mut pending) = mpsc::channel::<Settlement>(2);

@@ -30,7 +30,7 @@ impl<T: Transport> Worker<T> {
     /// Finishes dead letters until the worker stops (run by `consume_forever`).
     pub(super) async fn finish_dead_letters(&self) -> lapin::Result<()> {
         let tag = format!("order-worker-{}-dead-letters", std::process::id());
-        let mut subscription = self.subscribe(&self.topology.names.dead_queue, 1, &tag).await?;
+        let mut subscription = self.subscribe(&self.topology.names.dead_queue, 1, &tag, false).await?;
         loop {
             let next = tokio::select! {
                 () = self.shutdown.cancelled() => break,

@@ -48,6 +48,8 @@ pub(crate) struct Worker<T> {
     results: Results,
     /// Where the dead-letter consumer records what it finished (`order_dead_letters`).
     pool: PgPool,
+    /// Take order messages acknowledged as delivered (`SECKILL_WITHOUT__ACK_AFTER_COMMIT` only).
+    ack_on_delivery: bool,
     /// Cancelled when the worker stops: ends the consumers and any batch held in [`Worker::hold`].
     shutdown: CancellationToken,
 }
@@ -61,24 +63,30 @@ pub(crate) struct WorkerParts<T> {
     pub(crate) stock: StockServiceClient<T>,
     pub(crate) results: Results,
     pub(crate) pool: PgPool,
+    /// `SECKILL_WITHOUT__ACK_AFTER_COMMIT`: order messages are acknowledged as they are delivered,
+    /// before their orders are written, so a crash loses what the worker held.
+    pub(crate) ack_on_delivery: bool,
 }
 
 impl<T: Transport> Worker<T> {
     /// A worker writing through `writer`, releasing through `stock`, recording in `results`,
     /// until `shutdown` is cancelled.
     pub(crate) fn new(parts: WorkerParts<T>, shutdown: CancellationToken) -> Self {
-        let WorkerParts { amqp_url, topology, settings, writer, stock, results, pool } = parts;
-        Worker { amqp_url, topology, settings, writer, stock, results, pool, shutdown }
+        let WorkerParts { amqp_url, topology, settings, writer, stock, results, pool, ack_on_delivery } = parts;
+        Worker { amqp_url, topology, settings, writer, stock, results, pool, ack_on_delivery, shutdown }
     }
 
     /// Runs `settings.consumers` consumers and the dead-letter consumer until the shutdown token
     /// is cancelled; each reconnects after a broker failure. In-flight batches finish first.
+    /// The consumers are tasks of a set this future owns: dropping it (aborting its task, as
+    /// [`crate::WorkerApplication::abort`] does to simulate a crash) aborts them all at once.
     pub(crate) async fn run(self: Arc<Self>) {
         let roles = (0..self.settings.consumers.max(1)).map(Role::Orders).chain([Role::DeadLetters]);
-        let consumers: Vec<_> = roles.map(|role| tokio::spawn(self.clone().consume_forever(role))).collect();
-        for consumer in consumers {
-            let _ = consumer.await;
+        let mut consumers = tokio::task::JoinSet::new();
+        for role in roles {
+            consumers.spawn(self.clone().consume_forever(role));
         }
+        while consumers.join_next().await.is_some() {}
     }
 
     /// Waits before `step` is tried again after failing with `err`: a random pause under a ceiling
