@@ -113,7 +113,7 @@ const IN_FLIGHT: usize = 256;
 
 /// `crowd` buying `goods_id`, buyer `n` with `tokens[n]`.
 pub async fn run(http: &Http, goods_id: i64, tokens: Arc<Vec<String>>, crowd: Crowd) -> Load {
-    run_across(&[http.clone()], None, goods_id, tokens, crowd).await
+    run_across(std::slice::from_ref(http), None, goods_id, tokens, crowd).await
 }
 
 /// [`run`] over several gateways, buyer `n` through `gateways[n % len]`, as a load balancer
