@@ -109,6 +109,12 @@ impl Http {
     /// path, then order (the captcha in the gateway's test mode, `k6-test`): the answer of the
     /// last step made.
     pub async fn buy(&self, goods_id: i64, token: &str) -> anyhow::Result<Reply> {
+        self.buy_routed(goods_id, token, || self.clone()).await
+    }
+
+    /// [`Http::buy`], its path request here and its order request sent to `next()` (asked when
+    /// it is sent: a load balancer routes each request).
+    pub async fn buy_routed(&self, goods_id: i64, token: &str, next: impl FnOnce() -> Http) -> anyhow::Result<Reply> {
         let path = self
             .post_reply(&format!("/api/v1/seckill/goods/{goods_id}/path"), token, json!({"captcha": "k6-test"}))
             .await?;
@@ -116,7 +122,7 @@ impl Http {
             return Ok(path);
         }
         let path = path.body["path"].as_str().unwrap_or_default();
-        self.post_reply(&format!("/api/v1/seckill/goods/{goods_id}/{path}/orders"), token, json!({})).await
+        next().post_reply(&format!("/api/v1/seckill/goods/{goods_id}/{path}/orders"), token, json!({})).await
     }
 
     /// The buyer's result for `goods_id`: `queued`, `success`, `failed`, `sold_out` or `none`.

@@ -278,6 +278,16 @@ impl FullStack {
         })
     }
 
+    /// The addresses callers reach stock-service at (the proxies' for proxied nodes).
+    pub fn stock_endpoints(&self) -> Vec<String> {
+        self.sandbox.order_settings.registry.endpoints.get("stockservice").cloned().unwrap_or_default()
+    }
+
+    /// The address of order-service.
+    pub fn order_endpoints(&self) -> Vec<String> {
+        vec![self.order.address().to_string()]
+    }
+
     /// Kills the order worker at once, as `kill -9` would: what it has not acknowledged goes back
     /// to the queue (and what it has, is gone).
     pub fn crash_worker(&mut self) {

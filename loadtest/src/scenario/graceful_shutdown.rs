@@ -1,5 +1,6 @@
-//! Graceful shutdown during a deploy: two gateways share the crowd; mid-sale one is taken out
-//! of the balancer and stopped, as a rolling deploy does. Stopped gracefully (it stops
+//! Graceful shutdown during a deploy: two gateways share the crowd (each request routed as a
+//! load balancer would); mid-sale one is taken out of the balancer and, 20 ms later, stopped, as
+//! a rolling deploy does. Stopped gracefully (it stops
 //! accepting and finishes the requests it has: actix's graceful stop, what SIGTERM does in the
 //! binary) against killed (its requests dropped at once, as `kill -9` or a too-short
 //! termination grace period does). Each purchase takes about 100 ms here (a fault proxy delays
@@ -30,6 +31,9 @@ pub const SCENARIO: Scenario = Scenario {
 const RATE: u32 = 600;
 const STOP_AFTER: Duration = Duration::from_secs(2);
 const DELAY: Duration = Duration::from_millis(50);
+/// Between taking the gateway out of the balancer and stopping it, as a deploy waits for what was
+/// already routed to it to arrive (a load balancer's deregistration delay).
+const DEREGISTRATION_DELAY: Duration = Duration::from_millis(20);
 
 pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     anyhow::ensure!(args.gateway.is_none(), "graceful-shutdown stops a gateway: it runs on stacks of its own");
@@ -53,6 +57,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
             tokio::join!(load::run_across(&gateways, Some(drained.clone()), goods_id, tokens, crowd), async {
                 tokio::time::sleep(STOP_AFTER).await;
                 drained.store(true, Ordering::Release);
+                tokio::time::sleep(DEREGISTRATION_DELAY).await;
                 stack.stop_gateway(1, graceful).await;
             });
         let mut figures = stage.figures(name.into(), goods_id, 0, &load).await?;

@@ -141,12 +141,15 @@ pub async fn run_across(
             tokio::spawn(async move {
                 tokio::time::sleep_until(arrival.into()).await;
                 let _connection = connections.acquire().await;
-                let only_first = drained.is_some_and(|drained| drained.load(Ordering::Acquire));
-                let http = &gateways[if only_first { 0 } else { n % gateways.len() }];
+                // Like a load balancer, per request: buyer n's gateway, or the first once drained.
+                let route = || {
+                    let only_first = drained.as_ref().is_some_and(|drained| drained.load(Ordering::Acquire));
+                    gateways[if only_first { 0 } else { n % gateways.len() }].clone()
+                };
                 let mut answers = Vec::with_capacity(crowd.clicks);
                 let mut began = arrival;
                 for _ in 0..crowd.clicks {
-                    let answer = attempt(http, goods_id, &tokens[n], began).await;
+                    let answer = attempt(route, goods_id, &tokens[n], began).await;
                     answers.push((answer, started.elapsed(), began.elapsed()));
                     bar.inc(1);
                     began = Instant::now();
@@ -180,8 +183,10 @@ pub async fn run_across(
     load
 }
 
-async fn attempt(http: &Http, goods_id: i64, token: &str, began: Instant) -> Answer {
-    let Ok(reply) = http.buy(goods_id, token).await else { return Answer::Other };
+/// One purchase, each of its requests sent where `route` says when it is sent.
+async fn attempt(route: impl Fn() -> Http, goods_id: i64, token: &str, began: Instant) -> Answer {
+    let http = route();
+    let Ok(reply) = http.buy_routed(goods_id, token, route).await else { return Answer::Other };
     match (reply.status, reply.code()) {
         (202, _) => Answer::Accepted(began.elapsed()),
         (429, _) => Answer::Limited { retry_after: reply.retry_after },

@@ -135,7 +135,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let scenario = SCENARIOS.iter().find(|s| s.name == args.name);
         vec![scenario.with_context(|| format!("no scenario {:?} (`loadtest scenario list`)", args.name))?]
     };
-    let mut report = String::from("# Scenarios\n\nWritten by `loadtest scenario all --report docs/scenarios.md`.\n");
+    let command: Vec<String> = std::env::args().skip(1).collect();
+    let mut report = format!(
+        "# Scenarios\n\nWritten by `loadtest {}` on {} cores, {}.\n",
+        command.join(" "),
+        std::thread::available_parallelism().map_or(0, usize::from),
+        chrono::Utc::now().format("%Y-%m-%d")
+    );
+    let all_started = std::time::Instant::now();
+    let count = chosen.len();
     let mut failed = Vec::new();
     for scenario in chosen {
         eprintln!("\n== scenario {}: {}", scenario.name, scenario.title);
@@ -184,6 +192,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             failed.push(scenario.name);
         }
     }
+    let _ = writeln!(report, "\n{count} scenarios in {:.0} s.", all_started.elapsed().as_secs_f64());
     if let Some(path) = &args.report {
         std::fs::write(path, report).with_context(|| format!("writing {}", path.display()))?;
     }

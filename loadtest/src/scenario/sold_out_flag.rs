@@ -6,7 +6,9 @@
 use std::sync::Arc;
 
 use super::load::{self, Crowd};
-use super::stage::{Stage, unlimited};
+use contracts::names::ORDER_SERVICE;
+
+use super::stage::{Stage, rpc_counter, unlimited};
 use super::{Args, Outcome, Scenario};
 use crate::sandbox::StackOptions;
 
@@ -50,12 +52,14 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         load::run(&stage.http, goods_id, Arc::new(first.to_vec()), sell_out).await;
         stage.audit(goods_id).await?;
         eprintln!("variant {name}: {after} more buyers after the sell-out...");
-        let (redis_before, rpc_before) = (commands(&redis).await?, order_calls(&metrics.render()));
+        let endpoints = stage.stack().expect("a stack of its own").order_endpoints();
+        let order_calls = || rpc_counter(&metrics.render(), "rpc_client_requests_total", ORDER_SERVICE, &endpoints);
+        let (redis_before, rpc_before) = (commands(&redis).await?, order_calls());
         let crowd = Crowd { rate: RATE, buyers: after, clicks: 1 };
         let load = load::run(&stage.http, goods_id, Arc::new(rest.to_vec()), crowd).await;
         // Less the INFO call itself.
         let redis_commands = commands(&redis).await?.saturating_sub(redis_before + 1);
-        let rpcs = order_calls(&metrics.render()).saturating_sub(rpc_before);
+        let rpcs = order_calls().saturating_sub(rpc_before);
         let per_attempt = |n: u64| n as f64 / load.attempts.max(1) as f64;
         let mut figures = stage.figures(name.into(), goods_id, 0, &load).await?;
         figures.own = vec![
@@ -88,13 +92,4 @@ async fn commands(redis: &deadpool_redis::Pool) -> anyhow::Result<u64> {
         .find_map(|line| line.strip_prefix("total_commands_processed:"))
         .and_then(|n| n.trim().parse().ok())
         .ok_or_else(|| anyhow::anyhow!("no total_commands_processed in INFO stats"))
-}
-
-/// Calls the gateways of this process sent to order-service (`rpc_client_requests_total`).
-fn order_calls(text: &str) -> u64 {
-    let service = format!("service=\"{}\"", contracts::names::ORDER_SERVICE);
-    text.lines()
-        .filter(|line| line.starts_with("rpc_client_requests_total{") && line.contains(&service))
-        .filter_map(|line| line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
-        .sum::<f64>() as u64
 }

@@ -129,3 +129,35 @@ pub fn unlimited() -> gateway::settings::LimitSettings {
 fn client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder().timeout(Duration::from_secs(30)).pool_max_idle_per_host(1024).build()?)
 }
+
+/// The sum of an RPC client counter (`rpc_client_requests_total`, ...) in Prometheus `text`, over
+/// the lines of `service` whose endpoint is one of `endpoints`: this stack's nodes, so that calls
+/// still made by an earlier stack in this process are not counted.
+pub fn rpc_counter(text: &str, metric: &str, service: &str, endpoints: &[String]) -> u64 {
+    let service = format!("service=\"{service}\"");
+    let endpoints: Vec<String> = endpoints.iter().map(|e| format!("endpoint=\"{e}\"")).collect();
+    text.lines()
+        .filter(|line| line.starts_with(metric) && line[metric.len()..].starts_with('{'))
+        .filter(|line| line.contains(&service) && endpoints.iter().any(|e| line.contains(e.as_str())))
+        .filter_map(|line| line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum::<f64>() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_rpc_counter_sums_one_service_on_the_given_endpoints_only() {
+        let text = "# TYPE rpc_client_requests_total counter\n\
+            rpc_client_requests_total{service=\"StockService\",endpoint=\"a:1\"} 10\n\
+            rpc_client_requests_total{service=\"StockService\",endpoint=\"b:2\"} 5\n\
+            rpc_client_requests_total{service=\"StockService\",endpoint=\"old:3\"} 7\n\
+            rpc_client_requests_total{service=\"OrderService\",endpoint=\"a:1\"} 99\n\
+            rpc_client_retries_total{service=\"StockService\",endpoint=\"b:2\"} 3\n";
+        let ours = ["a:1".to_owned(), "b:2".to_owned()];
+        assert_eq!(rpc_counter(text, "rpc_client_requests_total", "StockService", &ours), 15);
+        assert_eq!(rpc_counter(text, "rpc_client_retries_total", "StockService", &ours), 3);
+        assert_eq!(rpc_counter(text, "rpc_client_requests_total", "OrderService", &ours), 99);
+    }
+}

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use tokio::sync::Semaphore;
 
-use super::stage::{Stage, unlimited};
+use contracts::names::STOCK_SERVICE;
+
+use super::stage::{Stage, rpc_counter, unlimited};
 use super::{Args, Figures, Outcome, Scenario};
 use crate::sandbox::StackOptions;
 
@@ -41,9 +43,11 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         let stage = Stage::own(StackOptions { without, ..StackOptions::with_limits(unlimited()) }).await?;
         let goods_id = stage.http.sale(100).await?;
         eprintln!("variant {name}: {views} page views at {RATE}/s...");
-        let before = list_calls(&metrics.render());
+        let endpoints = stage.stack().expect("a stack of its own").stock_endpoints();
+        let list_calls = || rpc_counter(&metrics.render(), "rpc_client_requests_total", STOCK_SERVICE, &endpoints);
+        let before = list_calls();
         let (latency, seconds, failed) = page_views(&stage, goods_id, views).await;
-        let calls = list_calls(&metrics.render()).saturating_sub(before);
+        let calls = list_calls().saturating_sub(before);
         let per_sec = calls as f64 / seconds.max(0.001);
         let p = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
         let figures = Figures {
@@ -107,14 +111,4 @@ async fn page_views(stage: &Stage, goods_id: i64, views: usize) -> (Histogram<u6
         }
     }
     (latency, started.elapsed().as_secs_f64(), failed)
-}
-
-/// `list_goods` calls the gateways of this process sent (every stock-service call a page view
-/// makes is one).
-fn list_calls(text: &str) -> u64 {
-    let service = format!("service=\"{}\"", contracts::names::STOCK_SERVICE);
-    text.lines()
-        .filter(|line| line.starts_with("rpc_client_requests_total{") && line.contains(&service))
-        .filter_map(|line| line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
-        .sum::<f64>() as u64
 }
