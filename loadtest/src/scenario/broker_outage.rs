@@ -66,6 +66,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         figures.own = vec![
             ("tickets accepted", load.accepted.to_string()),
             ("accepted tickets never written", never_written.to_string()),
+            ("of those still queued after the settle", audit.pending_tickets.to_string()),
             ("buyers told to try again", load.other.to_string()),
         ];
         stage.finish().await;

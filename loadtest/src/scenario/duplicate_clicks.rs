@@ -27,8 +27,6 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let buyers = args.buyers.unwrap_or(BUYERS);
     let stock = i32::try_from(buyers)?;
     let stage = Stage::from_args(args).await?;
-    eprintln!("creating {buyers} buyers...");
-    let tokens = Arc::new(stage.http.users(u32::try_from(buyers)?).await?);
     let crowd = Crowd { rate: RATE, buyers, clicks: 2 };
     let mut variants = Vec::new();
     for (strategy, name) in [
@@ -37,7 +35,10 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     ] {
         eprintln!("{}: {buyers} buyers clicking twice for {stock} units...", strategy.name());
         let goods_id = stage.http.sale_bought_by(stock, strategy).await?;
-        let load = load::run(&stage.http, goods_id, tokens.clone(), crowd).await;
+        // Accounts of their own per variant (the same size, arrivals and clicks): a gateway's
+        // per-user limits would otherwise count one variant's calls against the next.
+        let tokens = Arc::new(stage.http.users(u32::try_from(buyers)?).await?);
+        let load = load::run(&stage.http, goods_id, tokens, crowd).await;
         let mut figures = stage.figures(name.into(), goods_id, buyers as i64, &load).await?;
         let audit = stage.audit(goods_id).await?;
         let burnt = audit.initial_stock - audit.redis_stock.unwrap_or(0) - audit.holds;

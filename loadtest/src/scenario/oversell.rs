@@ -1,4 +1,5 @@
-//! Overselling: the seven purchase strategies (`order-service/src/strategy/`) on the same crowd,
+//! Overselling: the seven purchase strategies (`order-service/src/strategy/`) on the same crowd
+//! (its size, arrivals and clicks; fresh accounts each),
 //! one goods each, on one stack: which oversell, which undersell, what each costs.
 
 use std::sync::Arc;
@@ -34,15 +35,16 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let buyers = args.buyers.unwrap_or(BUYERS);
     let stock = STOCK.min(i32::try_from(buyers / 4)?.max(1));
     let stage = Stage::from_args(args).await?;
-    eprintln!("creating {buyers} buyers...");
-    let tokens = Arc::new(stage.http.users(u32::try_from(buyers)?).await?);
     let crowd = Crowd { rate: RATE, buyers, clicks: 2 };
     let mut variants = Vec::new();
     let mut optimistic_conflicts = 0;
     for strategy in PurchaseStrategy::ALL {
         eprintln!("{}: {buyers} buyers clicking twice for {stock} units, {RATE}/s...", strategy.name());
         let goods_id = stage.http.sale_bought_by(stock, strategy).await?;
-        let load = load::run(&stage.http, goods_id, tokens.clone(), crowd).await;
+        // Accounts of their own per variant (the same size, arrivals and clicks): a gateway's
+        // per-user limits would otherwise count one variant's calls against the next.
+        let tokens = Arc::new(stage.http.users(u32::try_from(buyers)?).await?);
+        let load = load::run(&stage.http, goods_id, tokens, crowd).await;
         let mut figures = stage.figures(strategy.name().into(), goods_id, buyers as i64, &load).await?;
         let audit = stage.audit(goods_id).await?;
         let in_redis = !strategy.name().starts_with("db_");
