@@ -136,10 +136,16 @@ fn client() -> anyhow::Result<reqwest::Client> {
 pub fn rpc_counter(text: &str, metric: &str, service: &str, endpoints: &[String]) -> u64 {
     let service = format!("service=\"{service}\"");
     let endpoints: Vec<String> = endpoints.iter().map(|e| format!("endpoint=\"{e}\"")).collect();
+    counter(text, metric, |labels| labels.contains(&service) && endpoints.iter().any(|e| labels.contains(e.as_str())))
+}
+
+/// The sum of counter `metric` in Prometheus `text` over the lines whose labels `keep` accepts.
+pub fn counter(text: &str, metric: &str, keep: impl Fn(&str) -> bool) -> u64 {
     text.lines()
-        .filter(|line| line.starts_with(metric) && line[metric.len()..].starts_with('{'))
-        .filter(|line| line.contains(&service) && endpoints.iter().any(|e| line.contains(e.as_str())))
-        .filter_map(|line| line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .filter_map(|line| line.strip_prefix(metric))
+        .filter(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        .filter(|rest| keep(rest))
+        .filter_map(|rest| rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
         .sum::<f64>() as u64
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::load::{self, Crowd};
-use super::stage::{Stage, figures_of, unlimited};
+use super::stage::{Stage, counter, figures_of, unlimited};
 use super::{Args, Outcome, Scenario};
 use crate::sandbox::StackOptions;
 
@@ -26,6 +26,8 @@ pub const SCENARIO: Scenario = Scenario {
     ],
 };
 
+/// Messages the workers of this process saw delivered again (`order-service/src/worker/batch.rs`).
+const REDELIVERED: &str = "order_messages_redelivered_total";
 const BUYERS: usize = 3_000;
 const RATE: u32 = 1_500;
 const CRASH_AFTER: Duration = Duration::from_millis(1000);
@@ -46,7 +48,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         let mut stage = Stage::own(StackOptions { order_without, ..StackOptions::with_limits(unlimited()) }).await?;
         let tokens = Arc::new(stage.http.users(u32::try_from(buyers)?).await?);
         let goods_id = stage.http.sale(i32::try_from(buyers)?).await?;
-        let redelivered_before = redelivered(&metrics.render());
+        let redelivered_before = counter(&metrics.render(), REDELIVERED, |_| true);
         eprintln!("variant {name}: {buyers} buyers at {RATE}/s; the worker is killed after {CRASH_AFTER:?}...");
         let http = stage.http.clone();
         let crowd = Crowd { rate: RATE, buyers, clicks: 1 };
@@ -59,7 +61,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         });
         restarted?;
         let audit = stage.audit_settled(goods_id, SETTLE).await?;
-        let redelivered = redelivered(&metrics.render()).saturating_sub(redelivered_before);
+        let redelivered = counter(&metrics.render(), REDELIVERED, |_| true).saturating_sub(redelivered_before);
         let never_written = (load.accepted as i64 - audit.orders).max(0);
         let mut figures = figures_of(name.into(), &audit, 0, &load);
         figures.own = vec![
@@ -82,12 +84,4 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         CRASH_AFTER.as_secs_f64()
     );
     Ok(Outcome { variants, reproduced, fixed, verdict, chart: None })
-}
-
-/// `order_messages_redelivered_total` of the workers in this process.
-fn redelivered(text: &str) -> u64 {
-    text.lines()
-        .filter(|line| line.starts_with("order_messages_redelivered_total"))
-        .filter_map(|line| line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
-        .sum::<f64>() as u64
 }

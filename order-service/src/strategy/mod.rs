@@ -137,8 +137,16 @@ impl<T: Transport + Clone> Orders<T> {
         ticket: Uuid,
         budget: Option<Duration>,
     ) -> Result<Ticket, OrderError> {
-        let rule = self.rules.of(goods_id).await.map_err(crate::service::database_failure)?;
-        // No such goods: the production path says so as it always has (stock-service knows).
+        let rule = match self.rules.of(goods_id).await {
+            Ok(rule) => rule,
+            // The production path never needs PostgreSQL: a goods not read yet is bought on it
+            // while PostgreSQL is down (the workers' stock guard still holds for any goods).
+            Err(err) => {
+                tracing::warn!(goods_id, %err, "purchase strategy unreadable; buying on lua_mq");
+                None
+            }
+        };
+        // No such goods (or unreadable): the production path, which stock-service answers.
         let Some(rule) = rule else { return self.place_lua_mq(user_id, goods_id, ticket, budget).await };
         match rule.strategy {
             PurchaseStrategy::LuaMq => self.place_lua_mq(user_id, goods_id, ticket, budget).await,

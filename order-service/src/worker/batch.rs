@@ -29,7 +29,9 @@ impl<T: Transport> Worker<T> {
                 Err(err) => {
                     tracing::error!(%err, "undecodable order message: dead-lettering it");
                     metrics::counter!("order_messages_total", "outcome" => "poison").increment(1);
-                    reject(&delivery).await;
+                    if !self.ack_on_delivery {
+                        reject(&delivery).await;
+                    }
                 }
             }
         }

@@ -65,7 +65,8 @@ impl<T: Transport> Worker<T> {
     /// Connects, declares the topology and subscribes to `queue` with a window of `prefetch`
     /// unacknowledged messages.
     /// With `ack_on_delivery` the broker forgets each message as it sends it (no prefetch
-    /// window then: it sends everything it has), and every ack, nack and reject is a no-op.
+    /// window then: it sends everything it has), and the worker must send no ack or reject
+    /// (the broker would close the channel over an unknown tag): settling skips them.
     pub(super) async fn subscribe(
         &self,
         queue: &str,

@@ -61,6 +61,9 @@ impl<T: Transport> Worker<T> {
         // Deliveries reach a consumer in tag order and each batch is settled after the ones
         // before it, so acknowledging the highest tag with `multiple` settles exactly this batch
         // (and nothing twice: tags rejected earlier are no longer outstanding), in one frame.
+        if self.ack_on_delivery {
+            return; // acknowledged as delivered: the broker knows no tag to settle
+        }
         let Some(last) = settlement.deliveries.iter().max_by_key(|delivery| delivery.delivery_tag) else { return };
         let multiple = BasicAckOptions { multiple: settlement.deliveries.len() > 1 };
         if let Err(err) = last.acker.ack(multiple).await {
@@ -78,8 +81,10 @@ impl<T: Transport> Worker<T> {
             if !self.record(&[outcome_of(message, Outcome::Success(order_id))]).await {
                 return;
             }
-            if let Err(err) = delivery.acker.ack(BasicAckOptions::default()).await {
-                tracing::warn!(%err, "ack failed; the message will be redelivered and found written");
+            if !self.ack_on_delivery {
+                if let Err(err) = delivery.acker.ack(BasicAckOptions::default()).await {
+                    tracing::warn!(%err, "ack failed; the message will be redelivered and found written");
+                }
             }
             return;
         }
@@ -88,7 +93,7 @@ impl<T: Transport> Worker<T> {
         }
         tracing::error!(ticket = %message.ticket, %err, "order cannot be written: dead-lettering it");
         metrics::counter!("order_messages_total", "outcome" => "dead_lettered").increment(1);
-        if self.record_failure(message).await {
+        if self.record_failure(message).await && !self.ack_on_delivery {
             reject(delivery).await;
         }
     }
