@@ -7,6 +7,7 @@
 //! | `{p}:{g<id>}:meta` | hash | stock-service: `start_ms`, `end_ms`, `price_cents`, `initial`; present = warmed up |
 //! | `{p}:{g<id>}:stock` | int | stock-service: units left |
 //! | `{p}:{g<id>}:buyers` | hash | stock-service: user → `r:<ticket>:<ms>` / `c:<ticket>:<ms>` |
+//! | `{p}:{g<id>.<b>}:meta`, `:stock`, `:buyers` | hash, int, hash | stock-service: stock bucket `b` of a goods split into N (`buckets` > 1); the goods' own `:meta` then holds `buckets` and `initial` |
 //! | `{p}:{g<id>}:results` | hash | order-service: user → `q:` / `s:` / `f:` entries |
 //! | `{p}:restock` | pub/sub | stock-service: goods ids back in stock |
 //! | `{p}:{u<id>}:bucket`, `:brush` | hash, int | gateway: token bucket, anti-brush window |
@@ -74,6 +75,23 @@ impl Keyspace {
         }
     }
 
+    /// The keys of stock bucket `bucket` of `goods_id`, split into `buckets`: each bucket under a
+    /// hash tag of its own (`{g42.3}`), so a Redis Cluster spreads a hot goods over its slots. A
+    /// goods of one bucket keeps its [`Keyspace::sale`] keys; `results` is always the goods' own.
+    pub fn stock_bucket(&self, goods_id: i64, bucket: u16, buckets: u16) -> SaleKeys {
+        let sale = self.sale(goods_id);
+        if buckets <= 1 {
+            return sale;
+        }
+        let tag = format!("{}:{{g{goods_id}.{bucket}}}", self.prefix);
+        SaleKeys {
+            meta: format!("{tag}:meta"),
+            stock: format!("{tag}:stock"),
+            buyers: format!("{tag}:buyers"),
+            results: sale.results,
+        }
+    }
+
     /// The pub/sub channel announcing goods back in stock (payload: the goods id). Gateways clear
     /// their in-process sold-out flag on it.
     pub fn restock_channel(&self) -> String {
@@ -109,6 +127,17 @@ impl Keyspace {
     pub fn reconciler_lock(&self) -> String {
         format!("{}:reconciler:lock", self.prefix)
     }
+}
+
+/// The most stock buckets a goods can be split into.
+pub const MAX_STOCK_BUCKETS: u16 = 64;
+
+/// The stock bucket a buyer belongs to, of `buckets`: where their reservation is made and
+/// deduplicated, whichever bucket the unit came from. Fibonacci hashing spreads consecutive ids
+/// evenly; every process computes the same bucket.
+pub fn home_bucket(user_id: i64, buckets: u16) -> u16 {
+    let mixed = (user_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+    u16::try_from(mixed % u64::from(buckets.max(1))).expect("below a u16")
 }
 
 impl Default for Keyspace {
@@ -260,6 +289,28 @@ mod tests {
             assert!(key.starts_with("sk:{g42}:"), "{key}");
         }
         assert_eq!(keys.stock, "sk:{g42}:stock");
+    }
+
+    #[test]
+    fn stock_buckets_have_a_hash_tag_each_and_one_bucket_is_the_goods_itself() {
+        let keys = Keyspace::new("sk");
+        assert_eq!(keys.stock_bucket(42, 0, 1), keys.sale(42));
+        let bucket = keys.stock_bucket(42, 3, 8);
+        for key in [&bucket.meta, &bucket.stock, &bucket.buyers] {
+            assert!(key.starts_with("sk:{g42.3}:"), "{key}");
+        }
+        assert_eq!(bucket.results, keys.sale(42).results);
+    }
+
+    #[test]
+    fn buyers_spread_evenly_over_their_home_buckets() {
+        let mut counts = [0u32; 8];
+        for user_id in 1..=8_000 {
+            counts[usize::from(home_bucket(user_id, 8))] += 1;
+        }
+        assert!(counts.iter().all(|&n| (900..=1_100).contains(&n)), "{counts:?}");
+        assert_eq!(home_bucket(12_345, 1), 0);
+        assert_eq!(home_bucket(12_345, 8), home_bucket(12_345, 8));
     }
 
     #[test]

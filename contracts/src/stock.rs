@@ -26,6 +26,16 @@ pub struct NewGoods {
     /// production path).
     #[serde(default)]
     pub strategy: PurchaseStrategy,
+    /// Redis stock buckets the units are split into at warm-up (1 to
+    /// [`MAX_STOCK_BUCKETS`](crate::keyspace::MAX_STOCK_BUCKETS); fixed at creation). More than
+    /// one spreads a hot goods over Redis Cluster slots; only the strategies that reserve
+    /// through the stock-service's script (`lua_mq`, `redis_lua_sync_db`) take them.
+    #[serde(default = "one_bucket")]
+    pub buckets: u16,
+}
+
+fn one_bucket() -> u16 {
+    1
 }
 
 /// How a purchase of a goods takes its unit. The production path is [`PurchaseStrategy::LuaMq`]
@@ -79,6 +89,12 @@ impl PurchaseStrategy {
         }
     }
 
+    /// Whether a purchase reserves its unit through the stock-service's script (and so can use
+    /// stock buckets).
+    pub fn reserves_in_redis(self) -> bool {
+        matches!(self, PurchaseStrategy::RedisLuaSyncDb | PurchaseStrategy::LuaMq)
+    }
+
     /// The strategy named `name`, if any.
     pub fn from_name(name: &str) -> Option<PurchaseStrategy> {
         PurchaseStrategy::ALL.into_iter().find(|s| s.name() == name)
@@ -110,6 +126,8 @@ pub struct GoodsView {
     pub warmed: bool,
     /// How a purchase takes a unit.
     pub strategy: PurchaseStrategy,
+    /// Redis stock buckets.
+    pub buckets: u16,
 }
 
 /// What `reserve` decided, atomically, in one Lua script.

@@ -251,6 +251,12 @@ pub struct NewGoodsBody {
     #[serde(default)]
     #[schema(value_type = Option<String>, example = "lua_mq")]
     pub strategy: Option<contracts::stock::PurchaseStrategy>,
+    /// Redis stock buckets the units are split into at warm-up, 1 (the default) to 64: more than
+    /// one spreads a hot goods over Redis Cluster slots (only with `lua_mq` or
+    /// `redis_lua_sync_db`). Fixed at creation.
+    #[serde(default)]
+    #[schema(example = 1)]
+    pub buckets: Option<u16>,
 }
 
 /// Load-test users to create.

@@ -361,6 +361,13 @@ async fn client_mistakes_are_4xx_problems_never_500() {
     let (status, body) = app.post("/admin/v1/goods", Some(&app.admin_token), unknown).await;
     assert_eq!((status, body["code"].as_str()), (400, Some("VALIDATION")), "{body}");
     assert!(body["detail"].as_str().unwrap_or_default().contains("lua_mq"), "the error names the strategies: {body}");
+    // stock buckets out of range, or with a strategy that does not reserve in Redis
+    for (buckets, strategy) in [(0, "lua_mq"), (65, "lua_mq"), (4, "db_for_update"), (-1, "lua_mq")] {
+        let bad = json!({"name": "x", "price_cents": 1, "seckill_price_cents": 1, "stock": 1, "start_at": now,
+            "end_at": now + chrono::Duration::hours(1), "strategy": strategy, "buckets": buckets});
+        let (status, body) = app.post("/admin/v1/goods", Some(&app.admin_token), bad).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("VALIDATION")), "{buckets} {strategy}: {body}");
+    }
     app.finish().await;
 }
 

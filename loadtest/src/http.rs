@@ -94,9 +94,18 @@ impl Http {
 
     /// [`Http::sale`], its purchases taking their unit by `strategy`.
     pub async fn sale_bought_by(&self, stock: i32, strategy: PurchaseStrategy) -> anyhow::Result<i64> {
+        self.create_sale(stock, strategy, 1).await
+    }
+
+    /// [`Http::sale`], its units split into `buckets` Redis stock buckets.
+    pub async fn sale_in_buckets(&self, stock: i32, buckets: u16) -> anyhow::Result<i64> {
+        self.create_sale(stock, PurchaseStrategy::LuaMq, buckets).await
+    }
+
+    async fn create_sale(&self, stock: i32, strategy: PurchaseStrategy, buckets: u16) -> anyhow::Result<i64> {
         let now = Utc::now();
-        let goods = json!({"name": format!("Sale by {}", strategy.name()), "price_cents": 100,
-            "seckill_price_cents": 1, "stock": stock, "strategy": strategy,
+        let goods = json!({"name": format!("Sale by {} in {buckets} bucket(s)", strategy.name()), "price_cents": 100,
+            "seckill_price_cents": 1, "stock": stock, "strategy": strategy, "buckets": buckets,
             "start_at": now - chrono::Duration::minutes(1), "end_at": now + chrono::Duration::hours(1)});
         let (status, body) = self.post("/admin/v1/goods", &self.admin, goods).await?;
         anyhow::ensure!(status == 201, "create goods: {status} {body}");

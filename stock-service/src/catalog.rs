@@ -33,6 +33,15 @@ pub(crate) struct GoodsRow {
     pub(crate) warmed_at: Option<DateTime<Utc>>,
     /// How a purchase takes a unit (a `PurchaseStrategy` name).
     pub(crate) strategy: String,
+    /// Redis stock buckets (1 to 64, the column's CHECK).
+    pub(crate) buckets: i16,
+}
+
+impl GoodsRow {
+    /// [`GoodsRow::buckets`] as a count.
+    pub(crate) fn bucket_count(&self) -> u16 {
+        u16::try_from(self.buckets).unwrap_or(1).max(1)
+    }
 }
 
 /// The goods query, completed with a `WHERE`/`ORDER BY` literal: a static string, no formatting.
@@ -40,7 +49,7 @@ macro_rules! select_goods {
     ($rest:literal) => {
         concat!(
             "SELECT g.id AS goods_id, g.name, g.description, g.price_cents, s.seckill_price_cents,
-                    s.initial_stock, s.stock, s.start_at, s.end_at, s.warmed_at, s.strategy
+                    s.initial_stock, s.stock, s.start_at, s.end_at, s.warmed_at, s.strategy, s.buckets
                FROM goods g JOIN seckill_goods s ON s.goods_id = g.id ",
             $rest
         )
@@ -58,8 +67,9 @@ pub(crate) async fn create(pool: &PgPool, goods: &NewGoods) -> sqlx::Result<Good
             .fetch_one(&mut *tx)
             .await?;
     sqlx::query(
-        "INSERT INTO seckill_goods (goods_id, seckill_price_cents, initial_stock, stock, start_at, end_at, strategy)
-         VALUES ($1, $2, $3, $3, $4, $5, $6)",
+        "INSERT INTO seckill_goods (goods_id, seckill_price_cents, initial_stock, stock, start_at, end_at, strategy,
+                                    buckets)
+         VALUES ($1, $2, $3, $3, $4, $5, $6, $7)",
     )
     .bind(goods_id)
     .bind(goods.seckill_price_cents)
@@ -67,6 +77,7 @@ pub(crate) async fn create(pool: &PgPool, goods: &NewGoods) -> sqlx::Result<Good
     .bind(goods.start_at)
     .bind(goods.end_at)
     .bind(goods.strategy.name())
+    .bind(i16::try_from(goods.buckets).unwrap_or(i16::MAX))
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -111,6 +122,7 @@ pub(crate) async fn lock_snapshot(
         end_at: row.end_at,
         price_cents: row.seckill_price_cents,
         initial_stock: i64::from(row.initial_stock),
+        buckets: row.bucket_count(),
         orders,
     };
     Ok(Some((tx, row, snapshot)))

@@ -7,8 +7,8 @@
 //! - `service`: the `StockService` RPC implementation.
 //! - `catalog`: the `goods` and `seckill_goods` tables, and the locked snapshot a sale state is
 //!   built from.
-//! - `sale`: the sale state in Redis and its four Lua scripts (`reserve`, `release`, `claim`,
-//!   `build`); key names come from `contracts::keyspace`.
+//! - `sale`: the sale state in Redis and its five Lua scripts (`reserve`, `release`, `claim`,
+//!   `build`, `take`), and the stock buckets; key names come from `contracts::keyspace`.
 //! - `single_flight`: one rebuild at a time per goods.
 
 #![forbid(unsafe_code)]

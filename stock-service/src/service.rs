@@ -1,7 +1,7 @@
 //! The `StockService` implementation: the catalogue in PostgreSQL, the sale state in Redis.
 
 use contracts::Principal;
-use contracts::keyspace::SaleLock;
+use contracts::keyspace::{MAX_STOCK_BUCKETS, SaleLock};
 use contracts::stock::{
     ClaimOutcome, GoodsView, NewGoods, PurchaseStrategy, ReleaseOutcome, ReleaseScope, Reservation, ReserveOutcome,
     RewarmOutcome, StockError, StockLevel, StockService,
@@ -76,8 +76,8 @@ impl Stock {
     }
 
     async fn views(&self, rows: Vec<GoodsRow>) -> Result<Vec<GoodsView>, StockError> {
-        let ids: Vec<i64> = rows.iter().map(|row| row.goods_id).collect();
-        let stocks = self.sales.stocks(&ids).await.map_err(unavailable)?;
+        let goods: Vec<(i64, u16)> = rows.iter().map(|row| (row.goods_id, row.bucket_count())).collect();
+        let stocks = self.sales.stocks(&goods).await.map_err(unavailable)?;
         Ok(rows.into_iter().zip(stocks).map(|(row, redis_stock)| view(row, redis_stock)).collect())
     }
 
@@ -105,6 +105,7 @@ impl Stock {
 }
 
 fn view(row: GoodsRow, redis_stock: Option<i64>) -> GoodsView {
+    let buckets = row.bucket_count();
     GoodsView {
         goods_id: row.goods_id,
         name: row.name,
@@ -118,6 +119,7 @@ fn view(row: GoodsRow, redis_stock: Option<i64>) -> GoodsView {
         warmed: redis_stock.is_some(),
         // The column's CHECK admits only strategy names.
         strategy: PurchaseStrategy::from_name(&row.strategy).unwrap_or_default(),
+        buckets,
     }
 }
 
@@ -146,6 +148,16 @@ fn validate(goods: &NewGoods) -> Result<(), StockError> {
     if goods.end_at <= goods.start_at {
         return invalid("the sale must end after it starts");
     }
+    if !(1..=MAX_STOCK_BUCKETS).contains(&goods.buckets) {
+        return Err(StockError::Invalid(format!("buckets must be 1 to {MAX_STOCK_BUCKETS}")));
+    }
+    if goods.buckets > 1 && !goods.strategy.reserves_in_redis() {
+        return Err(StockError::Invalid(format!(
+            "stock buckets need a strategy that reserves through the stock-service's script (lua_mq, \
+             redis_lua_sync_db), not {}",
+            goods.strategy.name()
+        )));
+    }
     Ok(())
 }
 
@@ -154,7 +166,7 @@ impl StockService for Stock {
         self.admin()?;
         validate(&goods)?;
         let row = catalog::create(&self.pool, &goods).await.map_err(unavailable)?;
-        tracing::info!(goods_id = row.goods_id, stock = goods.stock, "goods created");
+        tracing::info!(goods_id = row.goods_id, stock = goods.stock, buckets = goods.buckets, "goods created");
         Ok(view(row, None))
     }
 

@@ -68,6 +68,7 @@ impl Sale {
             start_at: now - chrono::Duration::hours(1),
             end_at: now + chrono::Duration::hours(1),
             strategy: Default::default(),
+            buckets: 1,
         };
         let created = self.admin.create_goods(goods).await.unwrap();
         self.admin.warm_up(created.goods_id).await.unwrap();
@@ -149,6 +150,7 @@ async fn the_window_is_enforced() {
             start_at: start,
             end_at: end,
             strategy: Default::default(),
+            buckets: 1,
         };
         let id = sale.admin.create_goods(goods).await.unwrap().goods_id;
         sale.admin.warm_up(id).await.unwrap();
@@ -253,6 +255,7 @@ async fn only_admins_create_and_warm_goods_and_bad_goods_are_refused() {
         start_at: now,
         end_at: now + chrono::Duration::minutes(5),
         strategy: Default::default(),
+        buckets: 1,
     };
     assert_eq!(
         sale.client.clone().with_credential(buyer.clone()).create_goods(goods.clone()).await,
@@ -375,4 +378,232 @@ async fn outside_development_the_built_in_cluster_key_is_refused_by_name() {
     settings.node.env = platform::env::Environment::Production;
     let refusal = Application::build(settings).await.expect_err("refused").to_string();
     assert!(refusal.contains("SECKILL_RPC__KEY"), "{refusal}");
+}
+
+/// Users whose home is bucket `bucket` of `buckets`, from `from` on.
+fn users_at_home(bucket: u16, buckets: u16, from: i64, count: usize) -> Vec<i64> {
+    (from..).filter(|user| contracts::keyspace::home_bucket(*user, buckets) == bucket).take(count).collect()
+}
+
+impl Sale {
+    async fn goods_in_buckets(&self, stock: i32, buckets: u16) -> i64 {
+        let now = Utc::now();
+        let goods = NewGoods {
+            name: "Hot phone".into(),
+            description: String::new(),
+            price_cents: 99_900,
+            seckill_price_cents: 1_00,
+            stock,
+            start_at: now - chrono::Duration::hours(1),
+            end_at: now + chrono::Duration::hours(1),
+            strategy: Default::default(),
+            buckets,
+        };
+        let created = self.admin.create_goods(goods).await.unwrap();
+        assert_eq!(created.buckets, buckets);
+        self.admin.warm_up(created.goods_id).await.unwrap();
+        created.goods_id
+    }
+
+    /// Each bucket's Redis stock and buyers.
+    async fn buckets(&self, goods: i64, buckets: u16) -> Vec<(i64, usize)> {
+        let keys = contracts::keyspace::Keyspace::new(&self.prefix);
+        let mut conn = self.redis.get().await.unwrap();
+        let mut out = Vec::new();
+        for bucket in 0..buckets {
+            let bucket = keys.stock_bucket(goods, bucket, buckets);
+            let (stock, buyers): (i64, usize) = deadpool_redis::redis::pipe()
+                .get(&bucket.stock)
+                .hlen(&bucket.buyers)
+                .query_async(&mut *conn)
+                .await
+                .unwrap();
+            out.push((stock, buyers));
+        }
+        out
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_buyers_for_a_hundred_units_in_eight_buckets_buy_exactly_a_hundred() {
+    let sale = spawn(3).await;
+    let goods = sale.goods_in_buckets(100, 8).await;
+    assert_eq!(sale.buckets(goods, 8).await.iter().map(|b| b.0).collect::<Vec<_>>(), [13, 13, 13, 13, 12, 12, 12, 12]);
+    let attempts = (0..2_000i64).map(|user| sale.client.reserve(goods, 10_000 + user, Uuid::new_v4()));
+    let outcomes = join_all(attempts).await;
+    let reserved = outcomes.iter().filter(|o| matches!(o, Ok(ReserveOutcome::Reserved { .. }))).count();
+    let sold_out = outcomes.iter().filter(|o| matches!(o, Ok(ReserveOutcome::SoldOut))).count();
+    assert_eq!((reserved, sold_out), (100, 1_900), "every answer is a reservation or sold out");
+    let level = sale.client.stock_level(goods).await.unwrap();
+    assert_eq!((level.redis_stock, level.holds), (Some(0), 100), "the audit's figures are the buckets' sums");
+    assert!(sale.buckets(goods, 8).await.iter().all(|b| b.0 == 0), "no unit left in any bucket");
+    assert_eq!(sale.client.get_goods(goods).await.unwrap().stock_left, 0);
+    sale.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sold_out_bucket_falls_through_and_its_buyers_stay_deduplicated_at_home() {
+    let sale = spawn(2).await;
+    // One unit per bucket; five buyers all at home in bucket 0.
+    let goods = sale.goods_in_buckets(4, 4).await;
+    let buyers = users_at_home(0, 4, 1, 5);
+    for (n, user) in buyers[..4].iter().enumerate() {
+        let outcome = sale.client.reserve(goods, *user, Uuid::new_v4()).await.unwrap();
+        assert!(matches!(outcome, ReserveOutcome::Reserved { .. }), "buyer {n}: {outcome:?}");
+    }
+    assert_eq!(sale.client.reserve(goods, buyers[4], Uuid::new_v4()).await, Ok(ReserveOutcome::SoldOut));
+    // Their holds are all at home, the units came from every bucket.
+    assert_eq!(sale.buckets(goods, 4).await, [(0, 4), (0, 0), (0, 0), (0, 0)]);
+    for user in &buyers[..4] {
+        assert_eq!(sale.client.reserve(goods, *user, Uuid::new_v4()).await, Ok(ReserveOutcome::Duplicate));
+    }
+    // A unit given back goes home; a buyer clicking fifty times at once gets it once.
+    let released_user = buyers[0];
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let holds = sale.client.stale_reservations(goods, 0).await.unwrap();
+    let held = holds.iter().find(|h| h.user_id == released_user).expect("held");
+    assert_eq!(
+        sale.client.release(goods, released_user, held.ticket, ReleaseScope::AnyHold).await,
+        Ok(ReleaseOutcome::Released)
+    );
+    let clicks = join_all((0..50).map(|_| sale.client.reserve(goods, buyers[4], Uuid::new_v4()))).await;
+    let reserved = clicks.iter().filter(|o| matches!(o, Ok(ReserveOutcome::Reserved { .. }))).count();
+    let duplicates = clicks.iter().filter(|o| matches!(o, Ok(ReserveOutcome::Duplicate))).count();
+    assert_eq!((reserved, duplicates), (1, 49));
+    let level = sale.client.stock_level(goods).await.unwrap();
+    assert_eq!((level.redis_stock, level.holds), (Some(0), 4));
+    sale.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buyers_racing_for_the_last_units_of_other_buckets_never_oversell() {
+    let sale = spawn(2).await;
+    // 2,000 buyers at home in bucket 0: all but its 3 units come from the other 7 buckets.
+    let goods = sale.goods_in_buckets(24, 8).await;
+    let buyers = users_at_home(0, 8, 1, 2_000);
+    let outcomes = join_all(buyers.iter().map(|user| sale.client.reserve(goods, *user, Uuid::new_v4()))).await;
+    let reserved = outcomes.iter().filter(|o| matches!(o, Ok(ReserveOutcome::Reserved { .. }))).count();
+    let sold_out = outcomes.iter().filter(|o| matches!(o, Ok(ReserveOutcome::SoldOut))).count();
+    assert_eq!((reserved, sold_out), (24, 1_976));
+    let buckets = sale.buckets(goods, 8).await;
+    assert_eq!(buckets[0], (0, 24));
+    assert!(buckets[1..].iter().all(|b| *b == (0, 0)), "{buckets:?}");
+    sale.finish().await;
+}
+
+#[tokio::test]
+async fn claims_and_stale_reservations_span_every_bucket() {
+    let sale = spawn(1).await;
+    let goods = sale.goods_in_buckets(20, 4).await;
+    let mut holds = Vec::new();
+    for bucket in 0..4 {
+        for user in users_at_home(bucket, 4, 1, 2) {
+            let ticket = Uuid::new_v4();
+            assert!(matches!(sale.client.reserve(goods, user, ticket).await, Ok(ReserveOutcome::Reserved { .. })));
+            holds.push((user, ticket));
+        }
+    }
+    // Reservations strictly older than Redis's clock now: let it tick past the last one.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(sale.client.stale_reservations(goods, 0).await.unwrap().len(), 8);
+    let mut batch = holds.clone();
+    batch.insert(3, (999_999, Uuid::new_v4()));
+    let outcomes = sale.client.claim(goods, batch).await.unwrap();
+    let mut expected = vec![ClaimOutcome::Claimed; 8];
+    expected.insert(3, ClaimOutcome::Lost);
+    assert_eq!(outcomes, expected, "one answer per hold, in the order asked");
+    assert_eq!(sale.client.claim(goods, holds.clone()).await.unwrap(), vec![ClaimOutcome::AlreadyClaimed; 8]);
+    assert!(sale.client.stale_reservations(goods, 0).await.unwrap().is_empty(), "claimed holds are not stale");
+    let (user, ticket) = holds[5];
+    assert_eq!(sale.client.release(goods, user, ticket, ReleaseScope::Unclaimed).await, Ok(ReleaseOutcome::Claimed));
+    sale.finish().await;
+}
+
+#[tokio::test]
+async fn a_bucketed_sale_lost_from_redis_is_rebuilt_with_every_order_at_home() {
+    let sale = spawn(1).await;
+    let goods = sale.goods_in_buckets(10, 4).await;
+    let written: Vec<(i64, Uuid)> = users_at_home(2, 4, 1, 3).into_iter().map(|user| (user, Uuid::new_v4())).collect();
+    for (n, (user, ticket)) in written.iter().enumerate() {
+        sqlx::query("INSERT INTO orders (id, user_id, goods_id, ticket, price_cents) VALUES ($1, $2, $3, $4, 100)")
+            .bind(n as i64 + 1)
+            .bind(user)
+            .bind(goods)
+            .bind(ticket)
+            .execute(&sale.db.pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query("UPDATE seckill_goods SET stock = stock - 3 WHERE goods_id = $1")
+        .bind(goods)
+        .execute(&sale.db.pool)
+        .await
+        .unwrap();
+    testkit::clear_redis_prefix(&sale.redis, &sale.prefix).await;
+    let buyer = users_at_home(0, 4, 1, 1)[0];
+    assert!(matches!(sale.client.reserve(goods, buyer, Uuid::new_v4()).await, Ok(ReserveOutcome::Reserved { .. })));
+    // 7 units left were shared out (2, 2, 2+3 orders, 1); then one was reserved in bucket 0.
+    assert_eq!(sale.buckets(goods, 4).await, [(1, 1), (2, 0), (2, 3), (1, 0)]);
+    let level = sale.client.stock_level(goods).await.unwrap();
+    assert_eq!((level.redis_stock, level.holds, level.db_stock), (Some(6), 4, 7));
+    for (user, _) in &written {
+        assert_eq!(sale.client.reserve(goods, *user, Uuid::new_v4()).await, Ok(ReserveOutcome::Duplicate));
+    }
+    sale.finish().await;
+}
+
+#[tokio::test]
+async fn a_bucketed_resync_recounts_each_bucket_from_its_own_ledger() {
+    let sale = spawn(1).await;
+    let goods = sale.goods_in_buckets(8, 2).await;
+    // Bucket 1's buyers take its 4 units and 2 of bucket 0's.
+    for user in users_at_home(1, 2, 1, 6) {
+        assert!(matches!(sale.client.reserve(goods, user, Uuid::new_v4()).await, Ok(ReserveOutcome::Reserved { .. })));
+    }
+    assert_eq!(sale.buckets(goods, 2).await, [(2, 0), (0, 6)]);
+    // An order of a bucket-0 buyer that Redis no longer has (restored from an older AOF).
+    let missing = users_at_home(0, 2, 1, 1)[0];
+    sqlx::query("INSERT INTO orders (id, user_id, goods_id, ticket, price_cents) VALUES (1, $1, $2, $3, 100)")
+        .bind(missing)
+        .bind(goods)
+        .bind(Uuid::new_v4())
+        .execute(&sale.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(sale.client.resync(goods).await, Ok(RewarmOutcome::Rebuilt { stock: 1 }));
+    assert_eq!(sale.buckets(goods, 2).await, [(1, 1), (0, 6)], "the moved units stay counted where they went");
+    assert_eq!(sale.client.reserve(goods, missing, Uuid::new_v4()).await, Ok(ReserveOutcome::Duplicate));
+    sale.finish().await;
+}
+
+#[tokio::test]
+async fn stock_buckets_are_refused_out_of_range_or_with_a_strategy_that_cannot_use_them() {
+    let sale = spawn(1).await;
+    let now = Utc::now();
+    let goods = |buckets, strategy| NewGoods {
+        name: "Hot phone".into(),
+        description: String::new(),
+        price_cents: 100,
+        seckill_price_cents: 1,
+        stock: 10,
+        start_at: now,
+        end_at: now + chrono::Duration::hours(1),
+        strategy,
+        buckets,
+    };
+    for buckets in [0, 65] {
+        let refused = sale.admin.create_goods(goods(buckets, Default::default())).await;
+        assert!(
+            matches!(refused, Err(Error::Application(StockError::Invalid(ref what))) if what.contains("buckets")),
+            "{refused:?}"
+        );
+    }
+    let refused = sale.admin.create_goods(goods(4, contracts::stock::PurchaseStrategy::DbGuardedUpdate)).await;
+    assert!(
+        matches!(refused, Err(Error::Application(StockError::Invalid(ref what))) if what.contains("db_guarded_update")),
+        "{refused:?}"
+    );
+    let fine = sale.admin.create_goods(goods(64, contracts::stock::PurchaseStrategy::RedisLuaSyncDb)).await.unwrap();
+    assert_eq!(fine.buckets, 64);
+    sale.finish().await;
 }

@@ -87,6 +87,59 @@ impl Drop for PrivateRedis {
     }
 }
 
+/// A private Redis Cluster: `primaries` `redis-server --cluster-enabled yes` on free ports, their
+/// 16,384 slots shared out by `redis-cli --cluster create` (no replicas), nothing kept on disk.
+pub struct PrivateRedisCluster {
+    nodes: Vec<PrivateRedis>,
+}
+
+impl PrivateRedisCluster {
+    /// Starts the nodes and creates the cluster; returns once every node says `cluster_state:ok`.
+    pub fn start(primaries: usize) -> PrivateRedisCluster {
+        let args =
+            ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--save", "", "--appendonly", "no"];
+        let nodes: Vec<PrivateRedis> = (0..primaries).map(|_| PrivateRedis::start_with(&args)).collect();
+        let addresses: Vec<String> = nodes.iter().map(|node| format!("127.0.0.1:{}", node.port())).collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli is installed");
+        assert!(created.status.success(), "redis-cli --cluster create: {}", String::from_utf8_lossy(&created.stdout));
+        let cluster = PrivateRedisCluster { nodes };
+        let until = Instant::now() + Duration::from_secs(30);
+        while !cluster.nodes.iter().all(|node| cluster_info(node.port()).contains("cluster_state:ok")) {
+            assert!(Instant::now() < until, "the private Redis Cluster did not become ok");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        cluster
+    }
+
+    /// The nodes' ports.
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(PrivateRedis::port).collect()
+    }
+
+    /// The nodes' URLs.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(PrivateRedis::url).collect()
+    }
+
+    /// The process ids of the nodes running.
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().filter_map(PrivateRedis::pid).collect()
+    }
+}
+
+fn cluster_info(port: u16) -> String {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "cluster", "info"])
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap_or_default()
+}
+
 /// A TCP port nobody listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()

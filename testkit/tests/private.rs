@@ -44,3 +44,19 @@ async fn a_private_rabbitmq_is_its_own_node_and_comes_back_after_a_kill() {
     let system_policies = std::process::Command::new("rabbitmqctl").args(["-q", "list_policies"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&system_policies.stdout).contains("drill-test"));
 }
+
+#[test]
+fn a_private_redis_cluster_shares_every_slot_out_over_its_primaries() {
+    let cluster = testkit::private::PrivateRedisCluster::start(3);
+    assert_eq!(cluster.pids().len(), 3);
+    for port in cluster.ports() {
+        assert_ne!(port, 6379);
+        let info = std::process::Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "cluster", "info"])
+            .output()
+            .unwrap();
+        let info = String::from_utf8_lossy(&info.stdout);
+        assert!(info.contains("cluster_state:ok"), "{info}");
+        assert!(info.contains("cluster_slots_assigned:16384") && info.contains("cluster_known_nodes:3"), "{info}");
+    }
+}

@@ -33,6 +33,7 @@ pub(crate) async fn create_goods(
         start_at: body.start_at,
         end_at: body.end_at,
         strategy: body.strategy.unwrap_or_default(),
+        buckets: body.buckets.unwrap_or(1),
     };
     let created = state.stock_for(admin.0).create_goods(goods).await?;
     state.goods.invalidate();

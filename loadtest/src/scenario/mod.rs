@@ -29,6 +29,7 @@ mod slow_node;
 mod sold_out_flag;
 mod stage;
 mod stampede;
+mod stock_buckets;
 mod worker_crash;
 
 use std::fmt::Write as _;
@@ -86,6 +87,7 @@ const SCENARIOS: &[Scenario] = &[
     worker_crash::SCENARIO,
     broker_outage::SCENARIO,
     redis_loss::SCENARIO,
+    stock_buckets::SCENARIO,
     graceful_shutdown::SCENARIO,
 ];
 
@@ -162,6 +164,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "worker-crash" => worker_crash::run(&args).await,
             "broker-outage" => broker_outage::run(&args).await,
             "redis-loss" => redis_loss::run(&args).await,
+            "stock-buckets" => stock_buckets::run(&args).await,
             "graceful-shutdown" => graceful_shutdown::run(&args).await,
             other => unreachable!("scenario {other} has no runner"),
         }

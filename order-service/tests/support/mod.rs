@@ -136,6 +136,7 @@ impl Stack {
             start_at: now - chrono::Duration::hours(1),
             end_at: now + chrono::Duration::hours(1),
             strategy,
+            buckets: 1,
         };
         let admin = self.stock.clone().with_credential(testkit::as_admin());
         let goods_id = admin.create_goods(goods).await.unwrap().goods_id;

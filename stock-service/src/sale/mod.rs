@@ -1,12 +1,27 @@
-//! The sale state in Redis, changed only through four Lua scripts (see the `.lua` files here):
-//! `reserve`, `release`, `claim` and `build`. Each script is one atomic step; that is the whole
-//! concurrency story of the hot path: no locks, no transactions, no races between check and act.
+//! The sale state in Redis, changed only through five Lua scripts (see the `.lua` files here):
+//! `reserve`, `release`, `claim`, `build` and `take`. Each script is one atomic step; that is the
+//! whole concurrency story of the hot path: no locks, no transactions, no races between check and
+//! act.
+//!
+//! **Stock buckets.** A goods may be split into N buckets (`buckets` at creation), each under a
+//! hash tag of its own, so that a Redis Cluster spreads one hot goods over N slots instead of
+//! putting every buyer on one shard. Every script still touches one bucket only. A buyer belongs
+//! to a home bucket ([`home_bucket`]): their reservation, duplicate check, claim and release all
+//! happen there. When the home bucket is sold out, `take.lua` takes a unit from each other bucket
+//! that has one (one pipelined round trip) and `reserve.lua` carries them home in the call that
+//! reserves one of them; the goods is sold out only when every bucket is. Each bucket counts the units that left (`out`) and came
+//! (`in`), so `stock + buyers = initial + in - out` per bucket and the sums over buckets are the
+//! audit's figures. A stock-service that dies between a take and its carry loses those units from
+//! Redis (undersold, never oversold) until the sale state is rebuilt from PostgreSQL.
 //!
 //! Scripts are sent once and then called by SHA (`EVALSHA`), falling back to loading them when
 //! Redis answers `NOSCRIPT` (after a restart or a `SCRIPT FLUSH`): redis-rs' `Script` does both.
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
 use chrono::{DateTime, TimeZone, Utc};
-use contracts::keyspace::Keyspace;
+use contracts::keyspace::{Keyspace, SaleKeys, home_bucket};
 use contracts::stock::{ClaimOutcome, ReleaseOutcome, ReleaseScope, Reservation, ReserveOutcome};
 use deadpool_redis::Pool;
 use deadpool_redis::redis::{self, Script};
@@ -37,6 +52,8 @@ pub(crate) struct SaleSnapshot {
     pub(crate) price_cents: i64,
     /// Units put on sale.
     pub(crate) initial_stock: i64,
+    /// Redis stock buckets (1: the goods' own keys).
+    pub(crate) buckets: u16,
     /// (user id, ticket, ordered at) of every order written.
     pub(crate) orders: Vec<(i64, Uuid, DateTime<Utc>)>,
 }
@@ -69,6 +86,9 @@ pub(crate) struct SaleStore {
     release: Script,
     claim: Script,
     build: Script,
+    take: Script,
+    /// Stock buckets per goods, as read from Redis once (fixed at creation: never stale).
+    layouts: Arc<RwLock<HashMap<i64, u16>>>,
 }
 
 impl SaleStore {
@@ -81,32 +101,52 @@ impl SaleStore {
             release: Script::new(include_str!("release.lua")),
             claim: Script::new(include_str!("claim.lua")),
             build: Script::new(include_str!("build.lua")),
+            take: Script::new(include_str!("take.lua")),
+            layouts: Arc::default(),
         }
     }
 
-    async fn conn(&self) -> Result<deadpool_redis::Connection, RedisFailure> {
-        self.redis.get().await.map_err(RedisFailure::from)
-    }
-
-    /// Runs `reserve.lua`. `Ok(None)` means there is no sale state for this goods.
-    pub(crate) async fn reserve(
-        &self,
-        goods_id: i64,
-        user_id: i64,
-        ticket: Uuid,
-    ) -> Result<Option<ReserveOutcome>, RedisFailure> {
-        let keys = self.keys.sale(goods_id);
+    /// The stock buckets of `goods_id`, or `None` when it has no sale state. Read from the goods'
+    /// meta on the first call of this process for this goods (`buckets` is there for a goods of
+    /// more than one), then remembered.
+    async fn buckets(&self, goods_id: i64) -> Result<Option<u16>, RedisFailure> {
+        if let Some(buckets) = self.layouts.read().expect("never poisoned").get(&goods_id) {
+            return Ok(Some(*buckets));
+        }
         let mut conn = self.conn().await?;
-        let (code, a, b): (i64, i64, i64) = self
-            .reserve
-            .key(&keys.meta)
-            .key(&keys.stock)
-            .key(&keys.buyers)
-            .arg(user_id)
-            .arg(ticket.to_string())
-            .invoke_async(&mut *conn)
+        let (buckets, initial): (Option<u16>, Option<i64>) = redis::cmd("HMGET")
+            .arg(self.keys.sale(goods_id).meta)
+            .arg("buckets")
+            .arg("initial")
+            .query_async(&mut *conn)
             .await
             .map_err(RedisFailure::from)?;
+        let Some(_) = initial else { return Ok(None) };
+        let buckets = buckets.unwrap_or(1).max(1);
+        self.layouts.write().expect("never poisoned").insert(goods_id, buckets);
+        Ok(Some(buckets))
+    }
+
+    /// The keys of every bucket of `goods_id`.
+    fn bucket_keys(&self, goods_id: i64, buckets: u16) -> Vec<SaleKeys> {
+        (0..buckets).map(|bucket| self.keys.stock_bucket(goods_id, bucket, buckets)).collect()
+    }
+
+    /// `reserve.lua` in one bucket, `carried`: units taken from other buckets under that build.
+    async fn reserve_in(
+        &self,
+        keys: &SaleKeys,
+        user_id: i64,
+        ticket: Uuid,
+        carried: Option<(usize, &str)>,
+    ) -> Result<Option<ReserveOutcome>, RedisFailure> {
+        let mut conn = self.conn().await?;
+        let mut invocation = self.reserve.key(&keys.meta);
+        invocation.key(&keys.stock).key(&keys.buyers).arg(user_id).arg(ticket.to_string());
+        if let Some((units, built)) = carried {
+            invocation.arg(units).arg(built);
+        }
+        let (code, a, b): (i64, i64, i64) = invocation.invoke_async(&mut *conn).await.map_err(RedisFailure::from)?;
         Ok(Some(match code {
             0 => ReserveOutcome::Reserved { stock_left: a, price_cents: b },
             1 => ReserveOutcome::Duplicate,
@@ -117,6 +157,71 @@ impl SaleStore {
         }))
     }
 
+    async fn conn(&self) -> Result<deadpool_redis::Connection, RedisFailure> {
+        self.redis.get().await.map_err(RedisFailure::from)
+    }
+
+    /// Runs `reserve.lua` in the buyer's home bucket, falling through to the other buckets when
+    /// it is sold out. `Ok(None)` means there is no sale state for this goods.
+    pub(crate) async fn reserve(
+        &self,
+        goods_id: i64,
+        user_id: i64,
+        ticket: Uuid,
+    ) -> Result<Option<ReserveOutcome>, RedisFailure> {
+        let Some(buckets) = self.buckets(goods_id).await? else { return Ok(None) };
+        let home = home_bucket(user_id, buckets);
+        let home_keys = self.keys.stock_bucket(goods_id, home, buckets);
+        let outcome = self.reserve_in(&home_keys, user_id, ticket, None).await?;
+        if buckets == 1 || outcome != Some(ReserveOutcome::SoldOut) {
+            return Ok(outcome);
+        }
+        // Home is sold out: one unit from each other bucket that has one, in one round trip,
+        // carried home (where this buyer's duplicate check is) by the reserve that uses the first;
+        // the others stay on sale there. Sold out means every bucket is.
+        let takes: Vec<SaleKeys> =
+            (1..buckets).map(|step| self.keys.stock_bucket(goods_id, (home + step) % buckets, buckets)).collect();
+        let mut conn = self.conn().await?;
+        let taken: Vec<(i64, String)> = match self.take_all(&mut conn, &takes).await {
+            Err(err) if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                // Redis restarted or flushed its scripts: send it again.
+                self.take.prepare_invoke().load_async(&mut *conn).await.map_err(RedisFailure::from)?;
+                self.take_all(&mut conn, &takes).await
+            }
+            taken => taken,
+        }
+        .map_err(RedisFailure::from)?;
+        drop(conn);
+        if taken.iter().any(|(code, _)| *code < 0) {
+            return Ok(None); // a bucket lost its state: rebuild (its units are recounted)
+        }
+        let mut builds = taken.iter().filter(|(code, _)| *code == 1).map(|(_, built)| built.as_str());
+        let Some(built) = builds.next() else { return Ok(Some(ReserveOutcome::SoldOut)) };
+        let carried = 1 + builds.filter(|other| *other == built).count();
+        self.reserve_in(&home_keys, user_id, ticket, Some((carried, built))).await
+    }
+
+    /// `take.lua` on every bucket of `from`, pipelined.
+    async fn take_all(
+        &self,
+        conn: &mut deadpool_redis::Connection,
+        from: &[SaleKeys],
+    ) -> redis::RedisResult<Vec<(i64, String)>> {
+        let invocations: Vec<_> = from
+            .iter()
+            .map(|bucket| {
+                let mut invocation = self.take.key(&bucket.meta);
+                invocation.key(&bucket.stock);
+                invocation
+            })
+            .collect();
+        let mut pipe = redis::pipe();
+        for invocation in &invocations {
+            pipe.invoke_script(invocation);
+        }
+        pipe.query_async(&mut **conn).await
+    }
+
     /// Runs `release.lua`.
     pub(crate) async fn release(
         &self,
@@ -125,7 +230,9 @@ impl SaleStore {
         ticket: Uuid,
         scope: ReleaseScope,
     ) -> Result<ReleaseOutcome, RedisFailure> {
-        let keys = self.keys.sale(goods_id);
+        // Without sale state nothing is held: the goods' own keys answer "not held".
+        let buckets = self.buckets(goods_id).await?.unwrap_or(1);
+        let keys = self.keys.stock_bucket(goods_id, home_bucket(user_id, buckets), buckets);
         let scope = match scope {
             ReleaseScope::Unclaimed => "unclaimed",
             ReleaseScope::AnyHold => "any",
@@ -151,26 +258,34 @@ impl SaleStore {
         })
     }
 
-    /// Runs `claim.lua` for a batch of (user, ticket).
+    /// Runs `claim.lua` for a batch of (user, ticket): once per home bucket among them.
     pub(crate) async fn claim(&self, goods_id: i64, holds: &[(i64, Uuid)]) -> Result<Vec<ClaimOutcome>, RedisFailure> {
+        let mut outcomes = vec![ClaimOutcome::Lost; holds.len()];
         if holds.is_empty() {
-            return Ok(Vec::new());
+            return Ok(outcomes);
         }
-        let keys = self.keys.sale(goods_id);
-        let mut invocation = self.claim.key(&keys.buyers);
-        for (user_id, ticket) in holds {
-            invocation.arg(*user_id).arg(ticket.to_string());
+        let buckets = self.buckets(goods_id).await?.unwrap_or(1);
+        let mut by_bucket: HashMap<u16, Vec<usize>> = HashMap::new();
+        for (i, (user_id, _)) in holds.iter().enumerate() {
+            by_bucket.entry(home_bucket(*user_id, buckets)).or_default().push(i);
         }
         let mut conn = self.conn().await?;
-        let codes: Vec<i64> = invocation.invoke_async(&mut *conn).await.map_err(RedisFailure::from)?;
-        Ok(codes
-            .into_iter()
-            .map(|code| match code {
-                0 => ClaimOutcome::Claimed,
-                1 => ClaimOutcome::AlreadyClaimed,
-                _ => ClaimOutcome::Lost,
-            })
-            .collect())
+        for (bucket, members) in by_bucket {
+            let keys = self.keys.stock_bucket(goods_id, bucket, buckets);
+            let mut invocation = self.claim.key(&keys.buyers);
+            for &i in &members {
+                invocation.arg(holds[i].0).arg(holds[i].1.to_string());
+            }
+            let codes: Vec<i64> = invocation.invoke_async(&mut *conn).await.map_err(RedisFailure::from)?;
+            for (i, code) in members.into_iter().zip(codes) {
+                outcomes[i] = match code {
+                    0 => ClaimOutcome::Claimed,
+                    1 => ClaimOutcome::AlreadyClaimed,
+                    _ => ClaimOutcome::Lost,
+                };
+            }
+        }
+        Ok(outcomes)
     }
 
     /// Runs `build.lua`: creates the sale state from `snapshot` unless present (the window and
@@ -181,7 +296,83 @@ impl SaleStore {
         snapshot: &SaleSnapshot,
         mode: BuildMode,
     ) -> Result<bool, RedisFailure> {
-        let keys = self.keys.sale(goods_id);
+        let build_id = Uuid::new_v4().to_string();
+        let buckets = snapshot.buckets.max(1);
+        if buckets == 1 {
+            let keys = self.keys.sale(goods_id);
+            return self
+                .build_bucket(goods_id, &keys, snapshot, snapshot.initial_stock, &snapshot.orders, mode, &build_id)
+                .await;
+        }
+        let base = self.keys.sale(goods_id).meta;
+        let mut conn = self.conn().await?;
+        if mode == BuildMode::Missing
+            && redis::cmd("EXISTS").arg(&base).query_async(&mut *conn).await.map_err(RedisFailure::from)?
+        {
+            return Ok(false);
+        }
+        let keys = self.bucket_keys(goods_id, buckets);
+        let mut read = redis::pipe();
+        for bucket in &keys {
+            read.cmd("HGET").arg(&bucket.meta).arg("initial");
+        }
+        let initials: Vec<Option<i64>> = read.query_async(&mut *conn).await.map_err(RedisFailure::from)?;
+        drop(conn);
+        let mut orders = vec![Vec::new(); usize::from(buckets)];
+        for order in &snapshot.orders {
+            orders[usize::from(home_bucket(order.0, buckets))].push(*order);
+        }
+        // Units no bucket still present accounts for, shared out evenly over the missing ones
+        // when every bucket is missing (Redis lost the goods: PostgreSQL's figures are the whole
+        // truth). When only some are missing (a shard lost, a build cut short), a missing bucket
+        // gets its orders and no more: its other units cannot be told from those moving between
+        // buckets at this moment, and a unit left unsold is better than one sold twice.
+        let all_missing = initials.iter().all(Option::is_none);
+        let remaining = (snapshot.initial_stock - i64::try_from(snapshot.orders.len()).unwrap_or(i64::MAX)).max(0);
+        let mut built = false;
+        for (index, bucket) in keys.iter().enumerate() {
+            let share = match initials[index] {
+                Some(initial) => initial,
+                None if all_missing => {
+                    let (each, extra) = (remaining / i64::from(buckets), remaining % i64::from(buckets));
+                    i64::try_from(orders[index].len()).unwrap_or(i64::MAX)
+                        + each
+                        + i64::from(i64::try_from(index).unwrap_or(0) < extra)
+                }
+                None => i64::try_from(orders[index].len()).unwrap_or(i64::MAX),
+            };
+            // A missing bucket is built; one still present is recounted from its own ledger, both
+            // under this build (a unit taken under an earlier one is not deposited).
+            let bucket_mode = if initials[index].is_some() { BuildMode::Resync } else { BuildMode::Missing };
+            built |=
+                self.build_bucket(goods_id, bucket, snapshot, share, &orders[index], bucket_mode, &build_id).await?;
+        }
+        let mut conn = self.conn().await?;
+        let () = redis::cmd("HSET")
+            .arg(&base)
+            .arg("buckets")
+            .arg(buckets)
+            .arg("initial")
+            .arg(snapshot.initial_stock)
+            .query_async(&mut *conn)
+            .await
+            .map_err(RedisFailure::from)?;
+        self.layouts.write().expect("never poisoned").insert(goods_id, buckets);
+        Ok(built)
+    }
+
+    /// `build.lua` on one bucket (or the goods' own keys).
+    #[allow(clippy::too_many_arguments)]
+    async fn build_bucket(
+        &self,
+        goods_id: i64,
+        keys: &SaleKeys,
+        snapshot: &SaleSnapshot,
+        initial: i64,
+        orders: &[(i64, Uuid, DateTime<Utc>)],
+        mode: BuildMode,
+        build_id: &str,
+    ) -> Result<bool, RedisFailure> {
         let mut invocation = self.build.key(&keys.meta);
         invocation
             .key(&keys.stock)
@@ -189,14 +380,15 @@ impl SaleStore {
             .arg(snapshot.start_at.timestamp_millis())
             .arg(snapshot.end_at.timestamp_millis())
             .arg(snapshot.price_cents)
-            .arg(snapshot.initial_stock)
+            .arg(initial)
             .arg(match mode {
                 BuildMode::Missing => "missing",
                 BuildMode::Resync => "resync",
             })
             .arg(self.keys.restock_channel())
-            .arg(goods_id);
-        for (user_id, ticket, at) in &snapshot.orders {
+            .arg(goods_id)
+            .arg(build_id);
+        for (user_id, ticket, at) in orders {
             invocation.arg(*user_id).arg(format!("c:{ticket}:{}", at.timestamp_millis()));
         }
         let mut conn = self.conn().await?;
@@ -214,46 +406,76 @@ impl SaleStore {
             .map_err(RedisFailure::from)
     }
 
-    /// Stock and holds in Redis.
+    /// Stock and holds in Redis, summed over the stock buckets.
     pub(crate) async fn level(&self, goods_id: i64) -> Result<SaleLevel, RedisFailure> {
-        let keys = self.keys.sale(goods_id);
+        let Some(buckets) = self.buckets(goods_id).await? else {
+            return Ok(SaleLevel { stock: None, holds: 0 });
+        };
+        let mut pipe = redis::pipe();
+        pipe.exists(self.keys.sale(goods_id).meta);
+        for keys in self.bucket_keys(goods_id, buckets) {
+            pipe.get(&keys.stock).hlen(&keys.buyers);
+        }
         let mut conn = self.conn().await?;
-        let (present, stock, holds): (bool, Option<i64>, i64) = redis::pipe()
-            .exists(&keys.meta)
-            .get(&keys.stock)
-            .hlen(&keys.buyers)
-            .query_async(&mut *conn)
-            .await
-            .map_err(RedisFailure::from)?;
+        let values: Vec<redis::Value> = pipe.query_async(&mut *conn).await.map_err(RedisFailure::from)?;
+        let present: bool = redis::from_redis_value(values[0].clone()).map_err(RedisFailure::from)?;
+        let (mut stock, mut holds) = (None, 0);
+        for pair in values[1..].chunks(2) {
+            let (left, held): (Option<i64>, i64) =
+                redis::from_redis_value(redis::Value::Array(pair.to_vec())).map_err(RedisFailure::from)?;
+            stock = match (stock, left) {
+                (None, left) => left,
+                (Some(sum), left) => Some(sum + left.unwrap_or_default()),
+            };
+            holds += held;
+        }
         Ok(SaleLevel { stock: if present { stock } else { None }, holds })
     }
 
-    /// Units left for several goods at once (`None` where there is no sale state).
-    pub(crate) async fn stocks(&self, goods_ids: &[i64]) -> Result<Vec<Option<i64>>, RedisFailure> {
-        if goods_ids.is_empty() {
+    /// Units left for several goods at once, given with their stock buckets (`None` where there
+    /// is no sale state).
+    pub(crate) async fn stocks(&self, goods: &[(i64, u16)]) -> Result<Vec<Option<i64>>, RedisFailure> {
+        if goods.is_empty() {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
-        for goods_id in goods_ids {
+        for (goods_id, buckets) in goods {
             // One GET per key rather than MGET: the keys live in different cluster slots.
-            pipe.get(self.keys.sale(*goods_id).stock);
+            for keys in self.bucket_keys(*goods_id, *buckets) {
+                pipe.get(keys.stock);
+            }
         }
         let mut conn = self.conn().await?;
-        pipe.query_async(&mut *conn).await.map_err(RedisFailure::from)
+        let mut stocks: std::vec::IntoIter<Option<i64>> =
+            pipe.query_async::<Vec<Option<i64>>>(&mut *conn).await.map_err(RedisFailure::from)?.into_iter();
+        Ok(goods
+            .iter()
+            .map(|(_, buckets)| {
+                stocks.by_ref().take(usize::from(*buckets)).fold(None, |sum, left| match (sum, left) {
+                    (None, left) => left,
+                    (Some(sum), left) => Some(sum + left.unwrap_or_default()),
+                })
+            })
+            .collect())
     }
 
-    /// Redis's clock (ms since the epoch) and every buyer entry of a goods, read together.
+    /// Redis's clock (ms since the epoch) and every buyer entry of a goods (of every bucket),
+    /// read together.
     pub(crate) async fn holds(&self, goods_id: i64) -> Result<(i64, Vec<Reservation>), RedisFailure> {
-        let keys = self.keys.sale(goods_id);
+        let buckets = self.buckets(goods_id).await?.unwrap_or(1);
+        let mut pipe = redis::pipe();
+        pipe.cmd("TIME");
+        for keys in self.bucket_keys(goods_id, buckets) {
+            pipe.cmd("HGETALL").arg(&keys.buyers);
+        }
         let mut conn = self.conn().await?;
-        let ((seconds, micros), entries): ((i64, i64), Vec<(i64, String)>) = redis::pipe()
-            .cmd("TIME")
-            .cmd("HGETALL")
-            .arg(&keys.buyers)
-            .query_async(&mut *conn)
-            .await
-            .map_err(RedisFailure::from)?;
-        let holds = entries.into_iter().filter_map(|(user_id, entry)| parse_hold(user_id, &entry)).collect();
+        let values: Vec<redis::Value> = pipe.query_async(&mut *conn).await.map_err(RedisFailure::from)?;
+        let (seconds, micros): (i64, i64) = redis::from_redis_value(values[0].clone()).map_err(RedisFailure::from)?;
+        let mut holds = Vec::new();
+        for value in &values[1..] {
+            let entries: Vec<(i64, String)> = redis::from_redis_value(value.clone()).map_err(RedisFailure::from)?;
+            holds.extend(entries.into_iter().filter_map(|(user_id, entry)| parse_hold(user_id, &entry)));
+        }
         Ok((seconds * 1000 + micros / 1000, holds))
     }
 }
