@@ -22,7 +22,10 @@ pub enum Fault {
     Refuse,
     /// Reset every connection, existing and new.
     Reset,
-    /// Accept and read, forward nothing, answer nothing: a peer that hangs.
+    /// Forward nothing, answer nothing, lose nothing: a link that hangs. What was sent waits (as
+    /// TCP would retransmit it) and arrives once healed, or never if the link is then reset. It
+    /// never drops bytes from the middle of a live stream, which no real network can do: a gap
+    /// would silently shift the peer's sequence numbers (AMQP's publisher confirm tags).
     Blackhole,
 }
 
@@ -107,7 +110,7 @@ async fn link(inbound: TcpStream, upstream: SocketAddr, mut fault: watch::Receiv
 async fn pipe(
     from: &mut tokio::net::tcp::OwnedReadHalf,
     to: &mut tokio::net::tcp::OwnedWriteHalf,
-    fault: watch::Receiver<Fault>,
+    mut fault: watch::Receiver<Fault>,
 ) -> std::io::Result<()> {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -115,11 +118,22 @@ async fn pipe(
         if n == 0 {
             return to.shutdown().await;
         }
-        let current = *fault.borrow();
-        match current {
-            Fault::Blackhole => continue,
-            Fault::Latency(delay) => tokio::time::sleep(delay).await,
-            Fault::None | Fault::Refuse | Fault::Reset => {}
+        // Held while the link is silent (reading no more meanwhile, so the sender's buffers
+        // fill as they would), then forwarded, or gone with the link if it is reset.
+        loop {
+            let current = *fault.borrow_and_update();
+            match current {
+                Fault::Blackhole => {}
+                Fault::Reset => return Ok(()),
+                Fault::Latency(delay) => {
+                    tokio::time::sleep(delay).await;
+                    break;
+                }
+                Fault::None | Fault::Refuse => break,
+            }
+            if fault.changed().await.is_err() {
+                return Ok(());
+            }
         }
         to.write_all(&buf[..n]).await?;
     }
@@ -165,6 +179,23 @@ mod tests {
         proxy.set(Fault::None);
         assert_eq!(round_trip(proxy.addr()).await.unwrap(), b"ping");
         assert_eq!(proxy.connections(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_blackhole_holds_what_was_sent_and_delivers_it_in_order_once_healed() {
+        let proxy = FaultProxy::start(echo_server().await).await;
+        let mut live = TcpStream::connect(proxy.addr()).await.unwrap();
+        live.write_all(b"a").await.unwrap();
+        let mut answer = [0u8; 3];
+        live.read_exact(&mut answer[..1]).await.unwrap();
+        proxy.set(Fault::Blackhole);
+        live.write_all(b"b").await.unwrap();
+        let silent = tokio::time::timeout(Duration::from_millis(200), live.read_exact(&mut answer[1..2])).await;
+        assert!(silent.is_err(), "a blackhole answers nothing");
+        proxy.set(Fault::None);
+        live.write_all(b"c").await.unwrap();
+        tokio::time::timeout(Duration::from_secs(2), live.read_exact(&mut answer[1..])).await.unwrap().unwrap();
+        assert_eq!(&answer, b"abc", "nothing lost from the middle of the stream");
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
 //! A broker outage: the link between order-service and RabbitMQ goes silent for three seconds
-//! mid-sale (a fault proxy swallows everything), then comes back. Tickets accepted only once
+//! mid-sale (a fault proxy holds everything), then dies (reset, as a missed heartbeat ends it),
+//! and order-service connects again. Tickets accepted only once
 //! the broker confirmed their message (the default) against fire and forget
 //! (`SECKILL_WITHOUT__PUBLISHER_CONFIRMS`): how many accepted tickets never became an order.
 
@@ -51,13 +52,16 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         let goods_id = stage.http.sale(i32::try_from(buyers)?).await?;
         let proxy = stage.stack().and_then(|stack| stack.broker_proxy.as_ref()).expect("a broker proxy");
         eprintln!(
-            "variant {name}: {RATE} buyers/s; from {FAULT_AFTER:?} on the broker link is silent for {FAULT_FOR:?}..."
+            "variant {name}: {RATE} buyers/s; from {FAULT_AFTER:?} on the broker link is silent for {FAULT_FOR:?}, then cut..."
         );
         let crowd = Crowd { rate: RATE, buyers, clicks: 1 };
         let (load, ()) = tokio::join!(load::run(&stage.http, goods_id, tokens, crowd), async {
             tokio::time::sleep(FAULT_AFTER).await;
             proxy.set(Fault::Blackhole);
             tokio::time::sleep(FAULT_FOR).await;
+            // The silent link ends as a dead one: what it held is lost with it.
+            proxy.set(Fault::Reset);
+            tokio::time::sleep(Duration::from_millis(200)).await;
             proxy.set(Fault::None);
         });
         let audit = stage.audit_settled(goods_id, SETTLE).await?;
@@ -77,7 +81,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let reproduced = lost_before > 0;
     let fixed = lost_after == 0;
     let verdict = format!(
-        "the broker link silent for {} s mid-sale: fire and forget accepted {accepted_before} tickets and {lost_before} \
+        "the broker link silent for {} s mid-sale, then cut: fire and forget accepted {accepted_before} tickets and {lost_before} \
          of them never became orders; with publisher confirms {accepted_after} accepted and {lost_after} lost (the \
          buyers caught in the outage were told to try again, their units given back).",
         FAULT_FOR.as_secs()

@@ -40,6 +40,9 @@ const PRIMARIES: usize = 3;
 const RESERVES: usize = 400_000;
 const DRIVERS: usize = 8;
 const CLIENTS_PER_DRIVER: usize = 12;
+/// Calls each connection keeps in flight (redis-benchmark `-P`): the driver's cost per call
+/// falls, so the primaries are what runs out.
+const PIPELINE: usize = 8;
 /// The sale on the stack: buyers and units.
 const BUYERS: usize = 2_000;
 const UNITS: i32 = 500;
@@ -166,7 +169,7 @@ async fn hammer(cluster: &PrivateRedisCluster, buckets: u16) -> anyhow::Result<H
         let (bucket_keys, node) = &routes[driver % routes.len()];
         let child = tokio::process::Command::new("redis-benchmark")
             .args(["-p", &ports[*node].to_string(), "-c", &CLIENTS_PER_DRIVER.to_string()])
-            .args(["-n", &(RESERVES / DRIVERS).to_string(), "-r", "1000000000", "-q"])
+            .args(["-n", &(RESERVES / DRIVERS).to_string(), "-r", "1000000000", "-P", &PIPELINE.to_string(), "-q"])
             .args(["EVALSHA", script.get_hash(), "3", &bucket_keys.meta, &bucket_keys.stock, &bucket_keys.buyers])
             // Users of their own per driver (drivers started together may draw the same numbers).
             .arg(format!("{}__rand_int__", driver + 1))
