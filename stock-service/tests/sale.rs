@@ -75,6 +75,26 @@ impl Sale {
         created.goods_id
     }
 
+    /// Orders written as order workers would: the rows and the guarded stock.
+    async fn write_orders(&self, goods: i64, orders: &[(i64, Uuid)]) {
+        for (n, (user, ticket)) in orders.iter().enumerate() {
+            sqlx::query("INSERT INTO orders (id, user_id, goods_id, ticket, price_cents) VALUES ($1, $2, $3, $4, 100)")
+                .bind(n as i64 + 1)
+                .bind(user)
+                .bind(goods)
+                .bind(ticket)
+                .execute(&self.db.pool)
+                .await
+                .unwrap();
+        }
+        sqlx::query("UPDATE seckill_goods SET stock = stock - $2 WHERE goods_id = $1")
+            .bind(goods)
+            .bind(orders.len() as i32)
+            .execute(&self.db.pool)
+            .await
+            .unwrap();
+    }
+
     async fn finish(self) {
         for app in self.apps {
             app.stop().await;
@@ -201,21 +221,7 @@ async fn a_lost_sale_state_is_rebuilt_from_postgresql() {
     let goods = sale.goods(10).await;
     // Two orders written (as order workers would: row + guarded stock), then Redis loses everything.
     let written = [(501i64, Uuid::new_v4()), (502, Uuid::new_v4())];
-    for (n, (user, ticket)) in written.iter().enumerate() {
-        sqlx::query("INSERT INTO orders (id, user_id, goods_id, ticket, price_cents) VALUES ($1, $2, $3, $4, 100)")
-            .bind(n as i64 + 1)
-            .bind(user)
-            .bind(goods)
-            .bind(ticket)
-            .execute(&sale.db.pool)
-            .await
-            .unwrap();
-    }
-    sqlx::query("UPDATE seckill_goods SET stock = stock - 2 WHERE goods_id = $1")
-        .bind(goods)
-        .execute(&sale.db.pool)
-        .await
-        .unwrap();
+    sale.write_orders(goods, &written).await;
     sale.client.reserve(goods, 503, Uuid::new_v4()).await.unwrap();
     testkit::clear_redis_prefix(&sale.redis, &sale.prefix).await;
     // The next reserve finds no sale state and rebuilds it from PostgreSQL (8 units) first.
@@ -524,21 +530,7 @@ async fn a_bucketed_sale_lost_from_redis_is_rebuilt_with_every_order_at_home() {
     let sale = spawn(1).await;
     let goods = sale.goods_in_buckets(10, 4).await;
     let written: Vec<(i64, Uuid)> = users_at_home(2, 4, 1, 3).into_iter().map(|user| (user, Uuid::new_v4())).collect();
-    for (n, (user, ticket)) in written.iter().enumerate() {
-        sqlx::query("INSERT INTO orders (id, user_id, goods_id, ticket, price_cents) VALUES ($1, $2, $3, $4, 100)")
-            .bind(n as i64 + 1)
-            .bind(user)
-            .bind(goods)
-            .bind(ticket)
-            .execute(&sale.db.pool)
-            .await
-            .unwrap();
-    }
-    sqlx::query("UPDATE seckill_goods SET stock = stock - 3 WHERE goods_id = $1")
-        .bind(goods)
-        .execute(&sale.db.pool)
-        .await
-        .unwrap();
+    sale.write_orders(goods, &written).await;
     testkit::clear_redis_prefix(&sale.redis, &sale.prefix).await;
     let buyer = users_at_home(0, 4, 1, 1)[0];
     assert!(matches!(sale.client.reserve(goods, buyer, Uuid::new_v4()).await, Ok(ReserveOutcome::Reserved { .. })));

@@ -419,17 +419,14 @@ impl SaleStore {
         let mut conn = self.conn().await?;
         let values: Vec<redis::Value> = pipe.query_async(&mut *conn).await.map_err(RedisFailure::from)?;
         let present: bool = redis::from_redis_value(values[0].clone()).map_err(RedisFailure::from)?;
-        let (mut stock, mut holds) = (None, 0);
+        let (mut lefts, mut holds) = (Vec::new(), 0);
         for pair in values[1..].chunks(2) {
             let (left, held): (Option<i64>, i64) =
                 redis::from_redis_value(redis::Value::Array(pair.to_vec())).map_err(RedisFailure::from)?;
-            stock = match (stock, left) {
-                (None, left) => left,
-                (Some(sum), left) => Some(sum + left.unwrap_or_default()),
-            };
+            lefts.push(left);
             holds += held;
         }
-        Ok(SaleLevel { stock: if present { stock } else { None }, holds })
+        Ok(SaleLevel { stock: if present { total_stock(lefts) } else { None }, holds })
     }
 
     /// Units left for several goods at once, given with their stock buckets (`None` where there
@@ -446,17 +443,9 @@ impl SaleStore {
             }
         }
         let mut conn = self.conn().await?;
-        let mut stocks: std::vec::IntoIter<Option<i64>> =
+        let mut stocks =
             pipe.query_async::<Vec<Option<i64>>>(&mut *conn).await.map_err(RedisFailure::from)?.into_iter();
-        Ok(goods
-            .iter()
-            .map(|(_, buckets)| {
-                stocks.by_ref().take(usize::from(*buckets)).fold(None, |sum, left| match (sum, left) {
-                    (None, left) => left,
-                    (Some(sum), left) => Some(sum + left.unwrap_or_default()),
-                })
-            })
-            .collect())
+        Ok(goods.iter().map(|(_, buckets)| total_stock(stocks.by_ref().take(usize::from(*buckets)))).collect())
     }
 
     /// Redis's clock (ms since the epoch) and every buyer entry of a goods (of every bucket),
@@ -478,6 +467,14 @@ impl SaleStore {
         }
         Ok((seconds * 1000 + micros / 1000, holds))
     }
+}
+
+/// The units left over a goods' buckets: their sum, `None` when no bucket has a stock key.
+fn total_stock(lefts: impl IntoIterator<Item = Option<i64>>) -> Option<i64> {
+    lefts.into_iter().fold(None, |sum, left| match (sum, left) {
+        (None, left) => left,
+        (Some(sum), left) => Some(sum + left.unwrap_or_default()),
+    })
 }
 
 /// Parses a buyer entry `r:<ticket>:<ms>` or `c:<ticket>:<ms>`.
