@@ -98,6 +98,15 @@ impl Keyspace {
         format!("{}:restock", self.prefix)
     }
 
+    /// The live rules ([`RuleKeys`]).
+    pub fn rules(&self) -> RuleKeys {
+        RuleKeys {
+            current: format!("{}:rules", self.prefix),
+            log: format!("{}:rules:log", self.prefix),
+            channel: format!("{}:rules:changed", self.prefix),
+        }
+    }
+
     /// The keys of `user_id`'s defences.
     pub fn user(&self, user_id: i64) -> UserKeys {
         UserKeys { prefix: self.prefix.clone(), user_id }
@@ -185,6 +194,18 @@ impl UserKeys {
     pub fn ban(&self) -> String {
         self.key(format_args!("ban"))
     }
+}
+
+/// Where the live rules are kept: the rule set in force (JSON, with its version), the log of
+/// changes (newest first), and the channel that announces a change (payload: the new version).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleKeys {
+    /// The rule set in force.
+    pub current: String,
+    /// Every change, newest first (capped).
+    pub log: String,
+    /// Announces each change.
+    pub channel: String,
 }
 
 /// The keys of one client IP's defences in the gateway, under the IP's hash tag.

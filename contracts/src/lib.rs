@@ -4,6 +4,7 @@
 //!
 //! - [`user`], [`stock`], [`order`]: each service's RPC trait (`#[rpc::service]`) with its
 //!   messages and errors, used by the server that implements it and every client that calls it.
+//! - [`audit`]: the invariants of a sale's figures (no oversell, no duplicate, stores agree).
 //! - [`identity`]: who a call comes from ([`Principal`]: a user with a role, or a [`Service`])
 //!   and what each may do.
 //! - [`names`]: the service names as registered and addressed on the wire.
@@ -13,6 +14,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 
+pub mod audit;
 pub mod identity;
 pub mod keyspace;
 pub mod names;

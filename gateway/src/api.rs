@@ -353,6 +353,8 @@ pub struct HealthBody {
     pub status: &'static str,
     /// Whether the captcha test mode is on (never in production).
     pub captcha_test_mode: bool,
+    /// The version of the live rules this gateway follows (0: configuration only).
+    pub rules_version: u64,
 }
 
 /// Readiness of each dependency.

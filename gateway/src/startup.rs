@@ -16,6 +16,7 @@ use contracts::stock::StockServiceClient;
 use contracts::user::UserServiceClient;
 use platform::auth::JwtKeys;
 use platform::registry;
+use platform::rules::{LiveRules, RuleStore};
 
 use crate::defences::{Blacklist, Captchas, LocalLimits, PathTokens, SignInGuard, SoldOutFlags, UserGate};
 use crate::goods_cache::GoodsCache;
@@ -69,6 +70,7 @@ impl Application {
             tracing::warn!("SECKILL_WITHOUT__CAPTCHA_AND_PATH: orders are accepted without a captcha or a path");
         }
         tokio::spawn(sold_out.clone().follow_restocks(settings.redis.url.clone(), keys.restock_channel()));
+        let rules = LiveRules::follow(RuleStore::new(redis.clone(), keys.rules()), settings.redis.url.clone()).await;
         let state = web::Data::new(AppState {
             goods: GoodsCache::new(stock.clone(), settings.goods_cache_ttl, !settings.without.single_flight),
             users,
@@ -77,7 +79,13 @@ impl Application {
             identities: settings.rpc.identities(),
             jwt: JwtKeys::new(&settings.jwt),
             local_limits: LocalLimits::new(&settings.limits),
-            user_gate: UserGate::new(redis.clone(), keys.clone(), settings.limits.clone(), blacklist.clone()),
+            user_gate: UserGate::new(
+                redis.clone(),
+                keys.clone(),
+                settings.limits.clone(),
+                rules.clone(),
+                blacklist.clone(),
+            ),
             blacklist,
             sign_in: SignInGuard::new(redis.clone(), keys.clone(), settings.sign_in.clone()),
             captchas: Captchas::new(redis.clone(), keys.clone(), settings.captcha.clone()),
@@ -85,6 +93,7 @@ impl Application {
             redis,
             sold_out,
             without: settings.without.clone(),
+            rules,
             counters: Counters::default(),
             metrics: platform::metrics::prometheus_handle()?,
         });

@@ -48,6 +48,8 @@ pub struct AppState {
     pub(crate) without: crate::settings::Without,
     /// Cached goods.
     pub(crate) goods: GoodsCache,
+    /// The live rules (limits, degrade switches) this gateway follows.
+    pub(crate) rules: platform::rules::LiveRules,
     /// Counters that tests and /admin read.
     pub counters: Counters,
     /// Renders /metrics (on the metrics listener, not the public one).
@@ -70,9 +72,23 @@ impl AppState {
         self.users.clone().with_credential(self.identities.user_credential(actor))
     }
 
-    /// Whether this gateway currently answers orders for `goods_id` with its sold-out flag.
+    /// Whether this gateway currently answers orders for `goods_id` with its sold-out flag
+    /// (never while the live rule `switches.sold_out_flag_off` is on).
     pub fn is_sold_out(&self, goods_id: i64) -> bool {
-        self.sold_out.is_sold_out(goods_id)
+        !self.rules.current().rules.switches.sold_out_flag_off && self.sold_out.is_sold_out(goods_id)
+    }
+
+    /// The version of the live rules this gateway follows now.
+    pub fn rules_version(&self) -> u64 {
+        self.rules.current().version
+    }
+
+    /// Refuses the purchase steps while an operator has closed the sales.
+    pub(crate) fn check_sales_open(&self) -> Result<(), crate::problem::Problem> {
+        match self.rules.current().rules.switches.sales_closed {
+            true => Err(crate::problem::Problem::sale_closed()),
+            false => Ok(()),
+        }
     }
 }
 

@@ -11,6 +11,8 @@
 //!   pool.
 //! - [`registry`]: the process's one service registry, and governed clients over it.
 //! - [`node`]: settings and start/stop sequence shared by every RPC service binary.
+//! - [`rules`]: the live rules in Redis (limits, degrade switches), versioned and followed
+//!   by every process.
 //! - [`metrics`]: the Prometheus exporter; [`telemetry`]: structured logging.
 //! - [`shutdown`]: a future that completes on SIGINT or SIGTERM.
 //! - [`error`]: error helpers (one-line error chains, unreachable dependencies at start-up).
@@ -31,6 +33,7 @@ pub mod metrics;
 pub mod node;
 pub mod redis;
 pub mod registry;
+pub mod rules;
 pub mod security;
 pub mod shutdown;
 pub mod telemetry;

@@ -5,10 +5,12 @@
 //! without the bucket, can also run per client IP (`ip_brush_limit`), in the same round trip.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use contracts::keyspace::Keyspace;
 use deadpool_redis::Pool;
 use deadpool_redis::redis::{self, Script};
+use platform::rules::{LimitRules, LiveRules};
 
 use super::blacklist::{Blacklist, Entry};
 use crate::settings::LimitSettings;
@@ -40,28 +42,54 @@ pub(crate) struct UserGate {
     keys: Keyspace,
     script: Script,
     settings: LimitSettings,
+    rules: LiveRules,
     blacklist: Blacklist,
 }
 
 impl UserGate {
-    /// A gate over `redis`, recording its bans in `blacklist`.
-    pub(crate) fn new(redis: Pool, keys: Keyspace, settings: LimitSettings, blacklist: Blacklist) -> UserGate {
-        UserGate { redis, keys, script: Script::new(include_str!("gate.lua")), settings, blacklist }
+    /// A gate over `redis` with the configured limits `settings`, as the live `rules` override
+    /// them, recording its bans in `blacklist`.
+    pub(crate) fn new(
+        redis: Pool,
+        keys: Keyspace,
+        settings: LimitSettings,
+        rules: LiveRules,
+        blacklist: Blacklist,
+    ) -> UserGate {
+        UserGate { redis, keys, script: Script::new(include_str!("gate.lua")), settings, rules, blacklist }
+    }
+
+    /// The limits in force: the configured ones, with what the live rules override.
+    fn limits(&self) -> LimitSettings {
+        let rules = self.rules.current();
+        let LimitRules { per_user_per_sec, per_user_burst, brush_limit, brush_window_ms, strikes_to_ban } =
+            rules.rules.limits;
+        let configured = &self.settings;
+        LimitSettings {
+            per_user_per_sec: per_user_per_sec.unwrap_or(configured.per_user_per_sec),
+            per_user_burst: per_user_burst.unwrap_or(configured.per_user_burst),
+            brush_limit: brush_limit.unwrap_or(configured.brush_limit),
+            brush_window: brush_window_ms.map(Duration::from_millis).unwrap_or(configured.brush_window),
+            strikes_to_ban: strikes_to_ban.unwrap_or(configured.strikes_to_ban),
+            ..configured.clone()
+        }
     }
 
     /// Admits one more seckill call of `user_id` (from `ip`), or says why not.
     pub(crate) async fn admit(&self, user_id: i64, ip: Option<IpAddr>) -> Result<(), GateError> {
+        let limits = self.limits();
         let conn = self.redis.get().await.map_err(store)?;
         let keys = self.keys.user(user_id);
-        let mut user = self.invocation(&keys.brush(), &keys.strikes(), &keys.ban(), self.settings.brush_limit);
-        user.key(keys.bucket()).arg(self.settings.per_user_per_sec.max(1)).arg(self.settings.per_user_burst.max(1));
+        let mut user = self.invocation(&limits, &keys.brush(), &keys.strikes(), &keys.ban(), limits.brush_limit);
+        user.key(keys.bucket()).arg(limits.per_user_per_sec.max(1)).arg(limits.per_user_burst.max(1));
         let (mut for_user, mut for_ip) = ((*conn).clone(), (*conn).clone());
         // Both scripts go out on the same multiplexed connection back to back: one round trip.
-        let (user_verdict, ip_verdict) = match ip.filter(|_| self.settings.ip_brush_limit > 0) {
+        let (user_verdict, ip_verdict) = match ip.filter(|_| limits.ip_brush_limit > 0) {
             None => (user.invoke_async::<(i64, i64)>(&mut for_user).await.map_err(store)?, None),
             Some(ip) => {
                 let keys = self.keys.ip(&ip.to_string());
-                let by_ip = self.invocation(&keys.brush(), &keys.strikes(), &keys.ban(), self.settings.ip_brush_limit);
+                let by_ip =
+                    self.invocation(&limits, &keys.brush(), &keys.strikes(), &keys.ban(), limits.ip_brush_limit);
                 let (user, by_ip) =
                     tokio::try_join!(user.invoke_async::<(i64, i64)>(&mut for_user), by_ip.invoke_async(&mut for_ip))
                         .map_err(store)?;
@@ -76,6 +104,7 @@ impl UserGate {
 
     fn invocation<'a>(
         &'a self,
+        limits: &LimitSettings,
         brush: &str,
         strikes: &str,
         ban: &str,
@@ -86,10 +115,10 @@ impl UserGate {
             .key(strikes)
             .key(ban)
             .arg(brush_limit)
-            .arg(self.settings.brush_window.as_millis() as u64)
-            .arg(self.settings.strikes_to_ban.max(1))
-            .arg(self.settings.strike_window.as_millis() as u64)
-            .arg(self.settings.ban.as_millis() as u64);
+            .arg(limits.brush_window.as_millis() as u64)
+            .arg(limits.strikes_to_ban.max(1))
+            .arg(limits.strike_window.as_millis() as u64)
+            .arg(limits.ban.as_millis() as u64);
         invocation
     }
 

@@ -120,6 +120,16 @@ impl Problem {
     pub(crate) fn conflict(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::CONFLICT, "CONFLICT", "Conflict", detail)
     }
+    /// 403: an operator closed the sales (the live rule `switches.sales_closed`).
+    pub(crate) fn sale_closed() -> Problem {
+        Problem::new(StatusCode::FORBIDDEN, "SALE_CLOSED", "Sale closed", "the sale was closed by the operator")
+    }
+    /// 503: an operator turned this off to shed load (a live degrade switch).
+    pub(crate) fn degraded(detail: impl Into<String>) -> Problem {
+        let mut problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "DEGRADED", "Temporarily off", detail);
+        problem.retry_after = Some(5);
+        problem
+    }
     /// 410: the sale is over.
     pub(crate) fn ended() -> Problem {
         Problem::new(StatusCode::GONE, "ENDED", "Sale ended", "the sale is over")
@@ -194,6 +204,8 @@ impl ResponseError for Problem {
     }
 
     fn error_response(&self) -> HttpResponse {
+        // The codes are a fixed set: a bounded label (the dashboard's funnel counts SOLD_OUT).
+        metrics::counter!("gateway_problems_total", "code" => self.code).increment(1);
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json")));
         if let Some(seconds) = self.retry_after {

@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 use contracts::Actor;
+use contracts::audit::FiguresError;
 use contracts::order::OrderAudit;
 use contracts::stock::{NewGoods, StockLevel};
 use contracts::user::BulkUsers;
@@ -58,24 +59,15 @@ pub(crate) async fn warm_up(
     Ok(HttpResponse::Ok().json(GoodsBody::new(&goods, chrono::Utc::now())))
 }
 
-/// The stock level and the order counts of one goods, as of one moment: they come from two
-/// services and workers commit orders (and their stock) all the while, so the order counts are
-/// read before and after the stock level until no order was committed in between. Without
-/// that, an audit taken while the queue drains could see a stock level from before a commit
-/// next to an order count from after it, and report a violation that never happened.
+/// One goods' stock level and order counts, read consistently ([`contracts::audit::figures`]).
 async fn figures(state: &AppState, admin: Actor, goods_id: i64) -> Result<(StockLevel, OrderAudit), Problem> {
-    const ATTEMPTS: usize = 20;
-    let orders_side = state.orders_for(admin);
-    let mut before = orders_side.audit(goods_id).await?;
-    for _ in 0..ATTEMPTS {
-        let level = state.stock_for(admin).stock_level(goods_id).await?;
-        let after = orders_side.audit(goods_id).await?;
-        if after.orders == before.orders {
-            return Ok((level, after));
-        }
-        before = after;
-    }
-    Err(Problem::unavailable("orders are being written too fast for a consistent audit; try again"))
+    contracts::audit::figures(&state.stock_for(admin), &state.orders_for(admin), goods_id).await.map_err(
+        |err| match err {
+            FiguresError::Stock(err) => err.into(),
+            FiguresError::Orders(err) => err.into(),
+            FiguresError::TooBusy => Problem::unavailable(err.to_string()),
+        },
+    )
 }
 
 /// Live figures of one sale.
@@ -101,40 +93,22 @@ pub(crate) async fn stats(
     }))
 }
 
-/// Checks the invariants of one goods.
+/// The audit of one goods, as the API shows it.
 fn audit_of(goods_id: i64, name: String, level: &StockLevel, orders: &OrderAudit) -> GoodsAuditBody {
-    let initial = level.initial_stock;
-    let mut violations = Vec::new();
-    let oversold = (orders.orders - initial).max(0);
-    if oversold > 0 {
-        violations.push(format!("oversold: {} orders for {initial} units", orders.orders));
-    }
-    let duplicates = orders.orders - orders.buyers;
-    if duplicates > 0 {
-        violations.push(format!("{duplicates} users ordered more than once"));
-    }
-    if level.db_stock + orders.orders != initial {
-        violations.push(format!("database stock {} + orders {} != initial {initial}", level.db_stock, orders.orders));
-    }
-    let drained = orders.pending_tickets == 0;
-    if let (true, Some(redis_stock)) = (drained, level.redis_stock) {
-        if redis_stock + level.holds != initial {
-            violations.push(format!("Redis stock {redis_stock} + holds {} != initial {initial}", level.holds));
-        }
-    }
+    let audit = contracts::audit::GoodsAudit::of(goods_id, level, orders);
     GoodsAuditBody {
         goods_id,
         name,
-        initial_stock: initial,
-        db_stock: level.db_stock,
-        redis_stock: level.redis_stock,
-        holds: level.holds,
-        orders: orders.orders,
-        duplicates,
-        oversold,
-        pending_tickets: orders.pending_tickets,
-        drained,
-        violations,
+        initial_stock: audit.initial_stock,
+        db_stock: audit.db_stock,
+        redis_stock: audit.redis_stock,
+        holds: audit.holds,
+        orders: audit.orders,
+        duplicates: audit.duplicates,
+        oversold: audit.oversold,
+        pending_tickets: audit.pending_tickets,
+        drained: audit.drained,
+        violations: audit.violations,
     }
 }
 

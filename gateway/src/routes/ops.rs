@@ -13,7 +13,11 @@ use crate::state::AppState;
 /// Liveness: the process answers. Also tells whether the captcha test mode is on.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = HealthBody)))]
 pub(crate) async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(HealthBody { status: "ok", captcha_test_mode: state.captchas.test_mode() })
+    HttpResponse::Ok().json(HealthBody {
+        status: "ok",
+        captcha_test_mode: state.captchas.test_mode(),
+        rules_version: state.rules_version(),
+    })
 }
 
 /// Readiness: Redis answers and every service has at least one known instance.

@@ -25,6 +25,9 @@ pub(crate) async fn captcha(
     goods_id: web::Path<i64>,
 ) -> Result<HttpResponse, Problem> {
     let goods_id = goods_id.into_inner();
+    if state.rules.current().rules.switches.captchas_off {
+        return Err(Problem::degraded("captchas are switched off for now"));
+    }
     state.user_gate.admit(caller.0.user_id, client_ip(&request)).await?;
     let png = state.captchas.issue(caller.0.user_id, goods_id).await?;
     Ok(HttpResponse::Ok().content_type("image/png").insert_header(("Cache-Control", "no-store")).body(png))
@@ -42,7 +45,8 @@ pub(crate) async fn path(
     body: web::Json<PathRequest>,
 ) -> Result<HttpResponse, Problem> {
     let (user_id, goods_id) = (caller.0.user_id, goods_id.into_inner());
-    if state.sold_out.is_sold_out(goods_id) {
+    state.check_sales_open()?;
+    if state.is_sold_out(goods_id) {
         return Err(Problem::sold_out());
     }
     state.user_gate.admit(user_id, client_ip(&request)).await?;
@@ -67,7 +71,8 @@ pub(crate) async fn place_order(
 ) -> Result<HttpResponse, Problem> {
     let (goods_id, path) = params.into_inner();
     let user_id = caller.0.user_id;
-    if state.sold_out.is_sold_out(goods_id) {
+    state.check_sales_open()?;
+    if state.is_sold_out(goods_id) {
         state.counters.sold_out_answer();
         return Err(Problem::sold_out());
     }
