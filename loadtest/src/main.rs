@@ -10,9 +10,10 @@
 mod audit;
 mod bench;
 mod drill;
-mod http;
-mod sandbox;
 mod scenario;
+
+// The parts other crates use too (the dashboard's demo sale, its tests): in the library.
+use loadtest::{crowd, http, sandbox};
 
 use clap::{Parser, Subcommand};
 

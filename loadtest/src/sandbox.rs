@@ -163,6 +163,10 @@ pub struct FullStack {
     pub base_url: String,
     /// Every gateway's base URL, the first's first.
     pub base_urls: Vec<String>,
+    /// Every gateway's `/metrics` URL (in one process they all render the same registry).
+    pub metrics_urls: Vec<String>,
+    /// The JWT settings every part of this stack shares.
+    pub jwt: platform::auth::JwtSettings,
     /// A bearer token of the admin.
     pub admin_token: String,
     /// With [`StackOptions::broker_through_proxy`]: the proxy between order-service and RabbitMQ.
@@ -247,16 +251,18 @@ impl FullStack {
             listen: "127.0.0.1:0".into(),
             registry: RegistrySettings { kind: RegistryKind::Static, endpoints, ..Default::default() },
             redis: RedisSettings::with_prefix(&sandbox.prefix),
-            jwt,
+            jwt: jwt.clone(),
             captcha: gateway::settings::CaptchaSettings { test_answer: Some("k6-test".into()), ..Default::default() },
             limits,
             without: options.without,
+            metrics_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
             ..Default::default()
         };
-        let (mut gateways, mut base_urls) = (Vec::new(), Vec::new());
+        let (mut gateways, mut base_urls, mut metrics_urls) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..options.gateways.max(1) {
             let app = gateway::Application::build(settings.clone()).await?;
             base_urls.push(format!("http://127.0.0.1:{}", app.port()));
+            metrics_urls.extend(app.metrics_port().map(|port| format!("http://127.0.0.1:{port}/metrics")));
             gateways.push(app.spawn());
         }
         let base_url = base_urls[0].clone();
@@ -269,6 +275,8 @@ impl FullStack {
             sandbox,
             base_url,
             base_urls,
+            metrics_urls,
+            jwt,
             admin_token,
             broker_proxy,
             user,
@@ -282,6 +290,11 @@ impl FullStack {
     /// The addresses callers reach stock-service at (the proxies' for proxied nodes).
     pub fn stock_endpoints(&self) -> Vec<String> {
         self.sandbox.order_settings.registry.endpoints.get("stockservice").cloned().unwrap_or_default()
+    }
+
+    /// The address of user-service.
+    pub fn user_endpoints(&self) -> Vec<String> {
+        vec![self.user.address().to_string()]
     }
 
     /// The address of order-service.

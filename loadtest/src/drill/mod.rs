@@ -15,7 +15,6 @@
 //! cargo run --release -p loadtest -- drill order-worker stock-service --buyers 3000 --rate 200
 //! ```
 
-mod crowd;
 mod env;
 
 use std::collections::BTreeMap;
@@ -26,9 +25,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::ValueEnum;
 
-use self::crowd::Crowd;
 use self::env::Env;
 use crate::audit::gateway::Gateway;
+use crate::crowd::Crowd;
 use crate::http::Http;
 
 /// Options of `drill`.
