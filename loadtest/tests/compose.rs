@@ -1,7 +1,8 @@
 //! docker-compose.yml and scripts/dev-up run the same system: the same programs from the same
 //! build, each with the same `SECKILL_*` settings. Only hosts differ: compose names its services
-//! (postgres, redis, rabbitmq) where scripts/stack.conf, which dev-up reads, says 127.0.0.1.
-//! And the k6 flash sale's defaults point at that system.
+//! (postgres, redis, rabbitmq, the programs') where scripts/stack.conf, which dev-up reads, says
+//! 127.0.0.1. The dashboard and compose's Prometheus watch every program's /metrics. And the k6
+//! flash sale's defaults point at that system.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -42,6 +43,46 @@ struct Service {
 
 /// A program's settings, keyed by variable name, in stack.conf's order of programs.
 type Stack = Vec<(String, BTreeMap<String, String>)>;
+
+/// deploy/prometheus/prometheus.yml, the parts checked here.
+#[derive(Deserialize)]
+struct Prometheus {
+    global: PrometheusGlobal,
+    scrape_configs: Vec<ScrapeConfig>,
+}
+
+#[derive(Deserialize)]
+struct PrometheusGlobal {
+    scrape_interval: String,
+}
+
+#[derive(Deserialize)]
+struct ScrapeConfig {
+    job_name: String,
+    #[serde(default)]
+    dns_sd_configs: Vec<DnsSdConfig>,
+}
+
+#[derive(Deserialize)]
+struct DnsSdConfig {
+    names: Vec<String>,
+    #[serde(rename = "type")]
+    kind: String,
+    port: u16,
+}
+
+/// The program that runs once, never scaled: the operator's page, published on loopback.
+const DASHBOARD: &str = "dashboard";
+
+/// The services compose publishes, each on this machine's loopback only, with their networks: the
+/// load balancer (the API), the dashboard and Prometheus (they read the programs on `backend`),
+/// Grafana (it reads Prometheus, on `edge`). Everything else is on `backend` only.
+const PUBLISHED: [(&str, &[&str]); 4] = [
+    ("load-balancer", &["backend", "edge"]),
+    (DASHBOARD, &["backend", "edge"]),
+    ("prometheus", &["backend", "edge"]),
+    ("grafana", &["edge"]),
+];
 
 fn repo_file(path: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(path);
@@ -191,13 +232,19 @@ fn hosts_are_local_for_dev_up_and_compose_services_waited_for_in_compose() {
 }
 
 #[test]
-fn user_service_and_gateway_share_the_jwt_secret() {
+fn user_service_gateway_and_dashboard_share_the_jwt_secret() {
     const KEY: &str = "SECKILL_JWT__SECRET";
+    const SHARING: [&str; 3] = ["user-service", "gateway", DASHBOARD];
     let stack: BTreeMap<String, BTreeMap<String, String>> = stack().into_iter().collect();
-    assert_eq!(stack["user-service"].get(KEY), stack["gateway"].get(KEY), "stack.conf");
+    for name in SHARING {
+        assert_eq!(stack[name].get(KEY), stack["user-service"].get(KEY), "stack.conf: {name}");
+    }
     let compose = compose();
     let secret = |service: &str| compose.services[service].environment.get(KEY).map(|value| compose_value(KEY, value));
-    assert_eq!(secret("user-service"), secret("gateway"), "docker-compose.yml");
+    for name in SHARING {
+        assert!(secret(name).is_some(), "docker-compose.yml: {name} has no {KEY}");
+        assert_eq!(secret(name), secret("user-service"), "docker-compose.yml: {name}");
+    }
 }
 
 #[test]
@@ -205,7 +252,9 @@ fn scaled_programs_have_no_fixed_name_or_host_port() {
     let compose = compose();
     for (name, service) in programs(&compose) {
         assert!(service.container_name.is_none(), "{name} has a container_name: `--scale` would clash");
-        assert!(service.ports.is_empty(), "{name} publishes a port: `--scale` would clash");
+        if name != DASHBOARD {
+            assert!(service.ports.is_empty(), "{name} publishes a port: `--scale` would clash");
+        }
     }
 }
 
@@ -240,19 +289,94 @@ fn dev_up_listens_on_loopback_only() {
 }
 
 #[test]
-fn compose_publishes_the_load_balancer_only_and_keeps_the_rest_on_an_internal_network() {
+fn compose_publishes_on_loopback_only_what_an_operator_opens_and_keeps_the_rest_on_an_internal_network() {
     let compose = compose();
     let backend = compose.networks.get("backend").and_then(Option::as_ref).expect("a `backend` network");
     assert!(backend.internal, "the backend network is internal: no way in from outside");
+    assert!(compose.networks.contains_key("edge"), "an `edge` network, for the published services");
+    let published: BTreeMap<&str, &[&str]> = PUBLISHED.into_iter().collect();
+    for name in published.keys() {
+        assert!(compose.services.contains_key(*name), "compose has no {name} service");
+    }
     for (name, service) in &compose.services {
-        if name == "load-balancer" {
-            assert!(service.networks.contains(&"backend".to_owned()) && service.networks.len() == 2, "{name}");
-            assert_eq!(service.ports.len(), 1, "the load balancer publishes its public port only");
-            assert!(service.ports[0].starts_with("127.0.0.1:"), "published on loopback: {:?}", service.ports);
+        if let Some(networks) = published.get(name.as_str()) {
+            let mut on: Vec<&str> = service.networks.iter().map(String::as_str).collect();
+            on.sort_unstable();
+            assert_eq!(on, *networks, "{name}'s networks");
+            assert_eq!(service.ports.len(), 1, "{name} publishes one port only: {:?}", service.ports);
+            assert!(service.ports[0].starts_with("127.0.0.1:"), "{name} published on loopback: {:?}", service.ports);
         } else {
             assert_eq!(service.networks, ["backend"], "{name} is on the internal network only");
             assert!(service.ports.is_empty(), "{name} publishes {:?}", service.ports);
         }
+    }
+    let dashboard = &compose.services[DASHBOARD];
+    let listen = compose_value("SECKILL_LISTEN", &dashboard.environment["SECKILL_LISTEN"]);
+    let container_port = dashboard.ports[0].rsplit(':').next().expect("a port");
+    assert_eq!(listen.rsplit(':').next(), Some(container_port), "compose publishes the port the dashboard listens on");
+}
+
+/// `SECKILL_SCRAPE__STOCK_SERVICE` for stock-service.
+fn scrape_key(program: &str) -> String {
+    format!("SECKILL_SCRAPE__{}", program.to_uppercase().replace('-', "_"))
+}
+
+/// The port of a `host:port` setting.
+fn port_of(value: &str) -> u16 {
+    value.rsplit(':').next().and_then(|port| port.parse().ok()).unwrap_or_else(|| panic!("no port in {value}"))
+}
+
+#[test]
+fn the_dashboard_scrapes_every_programs_metrics_and_talks_to_the_gateway() {
+    let stack = stack();
+    let settings: BTreeMap<&str, &BTreeMap<String, String>> =
+        stack.iter().map(|(name, s)| (name.as_str(), s)).collect();
+    let dashboard = settings[DASHBOARD];
+    let compose = compose();
+    let in_compose = &compose.services[DASHBOARD].environment;
+    let mut expected = BTreeSet::new();
+    for (name, local) in &stack {
+        let Some(metrics) = local.get("SECKILL_METRICS_LISTEN") else { continue };
+        let key = scrape_key(name);
+        let port = port_of(metrics);
+        assert_eq!(
+            dashboard.get(&key).map(String::as_str),
+            Some(format!(r#"["http://127.0.0.1:{port}/metrics"]"#).as_str()),
+            "stack.conf: the dashboard's {key} is {name}'s /metrics, one instance (dev-up adds the replicas)"
+        );
+        let there = in_compose.get(&key).map(|value| compose_value(&key, value));
+        assert_eq!(
+            there.as_deref(),
+            Some(format!(r#"["http://{name}:{port}/metrics"]"#).as_str()),
+            "compose: the dashboard's {key} names the {name} service (every replica)"
+        );
+        expected.insert(key);
+    }
+    let scraped: BTreeSet<String> =
+        dashboard.keys().filter(|key| key.starts_with("SECKILL_SCRAPE__")).cloned().collect();
+    assert_eq!(scraped, expected, "stack.conf: the dashboard scrapes the programs with /metrics, no others");
+
+    let gateway = port_of(&settings["gateway"]["SECKILL_LISTEN"]);
+    assert_eq!(dashboard["SECKILL_GATEWAY_URL"], format!("http://127.0.0.1:{gateway}"), "stack.conf");
+    let there = compose_value("SECKILL_GATEWAY_URL", &in_compose["SECKILL_GATEWAY_URL"]);
+    assert_eq!(url_host(&there), Some("gateway"), "compose: the dashboard's SECKILL_GATEWAY_URL");
+}
+
+#[test]
+fn prometheus_scrapes_every_replica_of_every_program_every_5_s() {
+    let config: Prometheus = yaml_serde::from_str(&repo_file("deploy/prometheus/prometheus.yml"))
+        .expect("prometheus.yml has the expected shape");
+    assert_eq!(config.global.scrape_interval, "5s");
+    let compose = compose();
+    for (name, service) in programs(&compose) {
+        let Some(metrics) = service.environment.get("SECKILL_METRICS_LISTEN") else { continue };
+        let port = port_of(&compose_value("SECKILL_METRICS_LISTEN", metrics));
+        let job = config.scrape_configs.iter().find(|job| job.job_name == name);
+        let job = job.unwrap_or_else(|| panic!("prometheus.yml has no job {name}"));
+        assert!(
+            job.dns_sd_configs.iter().any(|sd| sd.names == [name] && sd.kind == "A" && sd.port == port),
+            "prometheus.yml: job {name} finds every replica by DNS (type A, the name {name}, port {port})"
+        );
     }
 }
 

@@ -30,6 +30,17 @@ stack_settings() {
   ' "$STACK_CONF"
 }
 
+# `port program` for every port a program listens on in stack.conf (its SECKILL_*LISTEN values
+# as written), one per line.
+stack_ports() {
+  local name line
+  for name in $(stack_programs); do
+    while IFS= read -r line; do
+      if [[ ${line%%=*} == *LISTEN && $line =~ :([0-9]+)$ ]]; then echo "${BASH_REMATCH[1]} $name"; fi
+    done < <(stack_settings "$name")
+  done
+}
+
 # The value program $1 gets for key $2: the caller's environment wins over stack.conf, so a
 # variable exported before dev-up reaches every program that has this setting.
 stack_setting() {
