@@ -178,3 +178,56 @@ async fn a_person_watches_a_sale_a_replica_fail_and_a_rule_change_on_the_page() 
     drop(driver);
     stack.finish().await;
 }
+
+/// On demand, not in CI: watches a running dashboard's page (`SECKILL_WATCH_URL`, e.g. dev-up's
+/// http://127.0.0.1:8090, in development) for `SECKILL_WATCH_SECONDS` (120) while a sale runs
+/// against that system, and prints how often the page updated, its longest gap, the browser's
+/// JavaScript heap and the page's element count. Fails if the page stopped updating altogether
+/// or its element count grew without bound.
+///
+/// `SECKILL_WATCH_URL=http://127.0.0.1:8090 cargo test -p dashboard --test dashboard watch -- --ignored --nocapture`
+#[tokio::test]
+#[ignore = "watches a running system on demand: SECKILL_WATCH_URL"]
+async fn watch_a_running_dashboard_through_a_sale() {
+    let url = std::env::var("SECKILL_WATCH_URL").expect("SECKILL_WATCH_URL: the dashboard to watch");
+    let seconds: u64 = std::env::var("SECKILL_WATCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(120);
+    let driver = Driver::start();
+    let browser = driver.browser().await;
+    browser.goto(&url).await.unwrap();
+    browser.wait().at_most(PATIENCE).for_element(Locator::Css("#dev-login:not([hidden])")).await.unwrap().click().await.unwrap();
+    text_until(&browser, "stream-state", |s| s == "live").await;
+    let probe = "return [document.getElementById('updated').textContent, \
+                 performance.memory ? performance.memory.usedJSHeapSize : 0, \
+                 document.getElementsByTagName('*').length]";
+    let (mut updates, mut last_text, mut last_change) = (0u64, String::new(), Instant::now());
+    let (mut longest_gap, mut heaps, mut elements) = (Duration::ZERO, Vec::new(), Vec::new());
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(seconds) {
+        let reading = browser.execute(probe, vec![]).await.unwrap();
+        let text = reading[0].as_str().unwrap_or_default().to_owned();
+        if text != last_text {
+            updates += 1;
+            longest_gap = longest_gap.max(last_change.elapsed());
+            last_change = Instant::now();
+            last_text = text;
+        }
+        heaps.push(reading[1].as_f64().unwrap_or(0.0) / 1e6);
+        elements.push(reading[2].as_u64().unwrap_or(0));
+        if heaps.len() % 10 == 0 {
+            println!("{:>4} s: {updates} updates, heap {:.1} MB, {} elements", started.elapsed().as_secs(), heaps.last().unwrap(), elements.last().unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let max_heap = heaps.iter().copied().fold(0.0, f64::max);
+    println!(
+        "watched {seconds} s: {updates} updates (page clock changes), longest gap {longest_gap:?}; JS heap {:.1} → {:.1} MB (max {max_heap:.1}); elements {} → {}",
+        heaps[0], heaps.last().unwrap(), elements[0], elements.last().unwrap()
+    );
+    screenshot(&browser, "watch.png").await;
+    assert!(updates > 0, "the page never updated");
+    // The panels are redrawn in place: their element count follows the goods and nodes shown (at
+    // most 6 goods), it does not grow with time.
+    let (first, last) = (elements[0], *elements.last().unwrap());
+    assert!(last <= 2 * first + 500, "the page grew from {first} to {last} elements");
+    browser.close().await.unwrap();
+}
