@@ -107,6 +107,11 @@ impl Keyspace {
         }
     }
 
+    /// The scenario `loadtest scenario` is running ([`crate::scenario::ScenarioStatus`], JSON).
+    pub fn scenario(&self) -> String {
+        format!("{}:scenario", self.prefix)
+    }
+
     /// The keys of `user_id`'s defences.
     pub fn user(&self, user_id: i64) -> UserKeys {
         UserKeys { prefix: self.prefix.clone(), user_id }

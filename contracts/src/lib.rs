@@ -7,6 +7,7 @@
 //! - [`audit`]: the invariants of a sale's figures (no oversell, no duplicate, stores agree).
 //! - [`identity`]: who a call comes from ([`Principal`]: a user with a role, or a [`Service`])
 //!   and what each may do.
+//! - [`scenario`]: the scenario `loadtest` is running, as the dashboard shows it.
 //! - [`names`]: the service names as registered and addressed on the wire.
 //! - [`keyspace`]: every Redis key, pub/sub channel, PostgreSQL advisory lock and RabbitMQ name
 //!   more than one place uses (the tables of `docs/data.md`).
@@ -19,6 +20,7 @@ pub mod identity;
 pub mod keyspace;
 pub mod names;
 pub mod order;
+pub mod scenario;
 pub mod stock;
 pub mod user;
 

@@ -99,6 +99,7 @@ function render(snapshot) {
   renderQueue(snapshot.queue, snapshot.workers, snapshot.postgres);
   renderNodes(snapshot.nodes, snapshot.programs);
   renderDemo(snapshot.demo);
+  renderScenario(snapshot.scenario);
   if (snapshot.rules.ok) {
     $("rules-version").textContent = "rules v" + snapshot.rules.ok.version;
     if (snapshot.rules.ok.version !== rulesVersion && !document.activeElement.closest("#rules-form")) loadRules();
@@ -175,6 +176,19 @@ function renderDemo(demo) {
   if (!demo) return;
   const text = `${demo.phase}: ${demo.stock} units, ${demo.buyers} buyers at ${demo.rate}/s${demo.goods_id ? " · goods #" + demo.goods_id : ""}`;
   $("demo-state").replaceChildren(el("div", { id: "demo-phase", "data-phase": demo.phase, text }), ...demo.summary.map((line) => el("div", { text: line })));
+}
+
+function renderScenario(scenario) {
+  if (scenario.unreachable) return $("scenario").replaceChildren(el("p", { class: "unreachable", text: scenario.unreachable }));
+  const s = scenario.ok;
+  if (!s) return;
+  const rows = s.variants.map((v) => el("tr", {}, [v.variant, v.orders, v.oversold, (100 * v.accepted_rate).toFixed(1) + "%", num(v.p99_ms, 1) + " ms",
+    v.own.map(([name, value]) => `${name}: ${value}`).join("; ")].map((cell) => el("td", { text: String(cell) }))));
+  const head = el("tr", {}, ["variant", "orders", "oversold", "accepted", "p99", "its own figures"].map((h) => el("th", { text: h })));
+  $("scenario").replaceChildren(
+    el("div", { id: "scenario-phase", "data-phase": s.phase, text: `${s.name}: ${s.title} · ${s.phase} (since ${new Date(s.started_at_ms).toLocaleTimeString()})` }),
+    ...(s.verdict ? [el("div", { text: s.verdict })] : []),
+    ...(rows.length ? [el("table", { class: "variants" }, [head, ...rows])] : []));
 }
 
 async function startDemo(event) {

@@ -14,6 +14,7 @@ use crate::sources::postgres::PostgresSource;
 use crate::sources::prometheus::{self, Rates};
 use crate::sources::queue::QueueSource;
 use crate::sources::sale::SaleSource;
+use crate::sources::scenario::ScenarioSource;
 
 /// The latest snapshot as the page receives it (JSON), and the funnel's recent history.
 #[derive(Debug, Default)]
@@ -33,6 +34,7 @@ pub(crate) struct Gatherer {
     pub(crate) queue: QueueSource,
     pub(crate) postgres: PostgresSource,
     pub(crate) rules: RuleStore,
+    pub(crate) scenario: ScenarioSource,
     pub(crate) demo: Arc<Mutex<Option<DemoState>>>,
     pub(crate) interval: Duration,
     /// Funnel points kept (history / interval).
@@ -71,8 +73,9 @@ impl Gatherer {
         let queue = self.queue.read(&self.http);
         let postgres = self.postgres.read();
         let rules = self.rules.current();
-        let ((targets, reads), (goods, audit), queue, postgres, rules) =
-            tokio::join!(scraped, sale, queue, postgres, rules);
+        let scenario = self.scenario.read();
+        let ((targets, reads), (goods, audit), queue, postgres, rules, scenario) =
+            tokio::join!(scraped, sale, queue, postgres, rules, scenario);
         let now = Instant::now();
         rates.next_round(reads, now.duration_since(*last));
         *last = now;
@@ -99,6 +102,7 @@ impl Gatherer {
             programs,
             rules: Source::from_result(rules),
             demo: self.demo.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            scenario,
         }
     }
 

@@ -57,6 +57,8 @@ pub struct Snapshot {
     pub rules: Source<RuleSet>,
     /// The demo sale started from the page, if any.
     pub demo: Option<DemoState>,
+    /// The scenario `loadtest scenario` runs or ran last (within the hour), if any.
+    pub scenario: Source<Option<contracts::scenario::ScenarioStatus>>,
 }
 
 /// The gateways' purchase funnel, per second.

@@ -27,6 +27,7 @@ use crate::sources::nodes::NodeSource;
 use crate::sources::postgres::PostgresSource;
 use crate::sources::queue::QueueSource;
 use crate::sources::sale::SaleSource;
+use crate::sources::scenario::ScenarioSource;
 use crate::state::AppState;
 
 /// A running dashboard.
@@ -73,6 +74,7 @@ impl Application {
             ),
             postgres: PostgresSource::new(database),
             rules: rules.clone(),
+            scenario: ScenarioSource::new(redis.clone(), settings.redis.keyspace().scenario()),
             demo: demo.state.clone(),
             interval,
             keep: (settings.history.as_millis() / interval.as_millis()).max(1) as usize,

@@ -39,6 +39,8 @@ impl Application {
     /// Connects to Redis and the registry, finds the services, and binds the HTTP listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         settings.check_secrets()?;
+        // The recorder first: what is recorded before it is installed is lost (the rules version).
+        let metrics = platform::metrics::prometheus_handle()?;
         let security = settings.rpc.load()?;
         let redis = settings.redis.connect().await?;
         let registry = settings.registry.connect().await?;
@@ -95,7 +97,7 @@ impl Application {
             without: settings.without.clone(),
             rules,
             counters: Counters::default(),
-            metrics: platform::metrics::prometheus_handle()?,
+            metrics,
         });
         tokio::spawn(forget_idle_clients(state.clone()));
         let listener = TcpListener::bind(&settings.listen).with_context(|| format!("binding {}", settings.listen))?;

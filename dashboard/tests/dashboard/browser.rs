@@ -194,7 +194,15 @@ async fn watch_a_running_dashboard_through_a_sale() {
     let driver = Driver::start();
     let browser = driver.browser().await;
     browser.goto(&url).await.unwrap();
-    browser.wait().at_most(PATIENCE).for_element(Locator::Css("#dev-login:not([hidden])")).await.unwrap().click().await.unwrap();
+    browser
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css("#dev-login:not([hidden])"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     text_until(&browser, "stream-state", |s| s == "live").await;
     let probe = "return [document.getElementById('updated').textContent, \
                  performance.memory ? performance.memory.usedJSHeapSize : 0, \
@@ -214,14 +222,22 @@ async fn watch_a_running_dashboard_through_a_sale() {
         heaps.push(reading[1].as_f64().unwrap_or(0.0) / 1e6);
         elements.push(reading[2].as_u64().unwrap_or(0));
         if heaps.len() % 10 == 0 {
-            println!("{:>4} s: {updates} updates, heap {:.1} MB, {} elements", started.elapsed().as_secs(), heaps.last().unwrap(), elements.last().unwrap());
+            println!(
+                "{:>4} s: {updates} updates, heap {:.1} MB, {} elements",
+                started.elapsed().as_secs(),
+                heaps.last().unwrap(),
+                elements.last().unwrap()
+            );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let max_heap = heaps.iter().copied().fold(0.0, f64::max);
     println!(
         "watched {seconds} s: {updates} updates (page clock changes), longest gap {longest_gap:?}; JS heap {:.1} → {:.1} MB (max {max_heap:.1}); elements {} → {}",
-        heaps[0], heaps.last().unwrap(), elements[0], elements.last().unwrap()
+        heaps[0],
+        heaps.last().unwrap(),
+        elements[0],
+        elements.last().unwrap()
     );
     screenshot(&browser, "watch.png").await;
     assert!(updates > 0, "the page never updated");

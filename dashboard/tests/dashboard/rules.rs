@@ -28,6 +28,9 @@ async fn a_rule_changed_on_the_dashboard_reaches_every_gateway() {
     .await;
     assert!(followed.is_some(), "every gateway follows version 1: {:?}", stack.gateway_rules_versions().await);
     println!("rule change followed by both gateways after {:?}", changed.elapsed());
+    // Their metrics say so too: the page's program tiles show the version each follows.
+    let shown = stack.snapshot_until(Duration::from_secs(10), |s| s["programs"][0]["rules_version"] == 1).await;
+    assert!(shown.is_some(), "the gateway's tile shows rules v1");
     for gateway in 0..2 {
         assert_eq!(stack.path_statuses(gateway, goods_id, 3).await, [200, 200, 429], "gateway {gateway}: burst 2");
     }

@@ -13,6 +13,7 @@
 //! scenarios reach. Scenarios whose variants are per goods (the purchase strategies) can also
 //! run against a stack already running (`--gateway URL`).
 
+mod announce;
 mod bots;
 mod breaker;
 mod broker_outage;
@@ -147,9 +148,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let all_started = std::time::Instant::now();
     let count = chosen.len();
     let mut failed = Vec::new();
+    let announcer = announce::Announcer::connect().await;
     for scenario in chosen {
         eprintln!("\n== scenario {}: {}", scenario.name, scenario.title);
         let started = std::time::Instant::now();
+        let status = announcer.started(scenario).await;
         let outcome = match scenario.name {
             "oversell" => oversell::run(&args).await,
             "duplicate-clicks" => duplicate_clicks::run(&args).await,
@@ -168,7 +171,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "graceful-shutdown" => graceful_shutdown::run(&args).await,
             other => unreachable!("scenario {other} has no runner"),
         }
-        .with_context(|| format!("scenario {}", scenario.name))?;
+        .with_context(|| format!("scenario {}", scenario.name));
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                announcer.broke(status, &err).await;
+                return Err(err);
+            }
+        };
+        announcer.finished(status, &outcome).await;
         eprintln!("   ({:.0} s)", started.elapsed().as_secs_f64());
         let text = render(scenario, &outcome);
         println!("{text}");
