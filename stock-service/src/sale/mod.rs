@@ -172,46 +172,98 @@ impl SaleStore {
         let Some(buckets) = self.buckets(goods_id).await? else { return Ok(None) };
         let home = home_bucket(user_id, buckets);
         let home_keys = self.keys.stock_bucket(goods_id, home, buckets);
-        let outcome = self.reserve_in(&home_keys, user_id, ticket, None).await?;
-        if buckets == 1 || outcome != Some(ReserveOutcome::SoldOut) {
-            return Ok(outcome);
+        let mut outcome = self.reserve_in(&home_keys, user_id, ticket, None).await?;
+        // A fall-through that finds every other bucket empty may have raced buyers who just took
+        // units and are carrying them to their own home bucket (one round trip away, in no
+        // bucket's stock meanwhile, but counted: out - in): while units are on their way, look
+        // again, home and the others, a few times, before saying sold out. Without it a crowd
+        // arriving at once was told sold out while units sat in a home bucket (6 of 24 sold to
+        // 2,000 buyers in one CI run). A true sell-out (nothing on its way) answers at once.
+        for attempt in 0..FALL_THROUGH_ATTEMPTS {
+            if buckets == 1 || outcome != Some(ReserveOutcome::SoldOut) {
+                return Ok(outcome);
+            }
+            match self.fall_through(goods_id, home, &home_keys, buckets, user_id, ticket).await? {
+                FallThrough::Done(outcome) => return Ok(outcome),
+                FallThrough::Empty => break,
+                FallThrough::InTransit if attempt + 1 == FALL_THROUGH_ATTEMPTS => break,
+                FallThrough::InTransit => {
+                    tokio::time::sleep(std::time::Duration::from_millis(1 << attempt)).await;
+                    outcome = self.reserve_in(&home_keys, user_id, ticket, None).await?;
+                }
+            }
         }
+        Ok(Some(ReserveOutcome::SoldOut))
+    }
+
+    /// Home is sold out: takes a unit from every other bucket that has one and carries them home.
+    async fn fall_through(
+        &self,
+        goods_id: i64,
+        home: u16,
+        home_keys: &SaleKeys,
+        buckets: u16,
+        user_id: i64,
+        ticket: Uuid,
+    ) -> Result<FallThrough, RedisFailure> {
         // Home is sold out: one unit from each other bucket that has one, in one round trip,
         // carried home (where this buyer's duplicate check is) by the reserve that uses the first;
-        // the others stay on sale there. Sold out means every bucket is.
+        // the others stay on sale there. Sold out means every bucket is, with no unit on its way
+        // between two (the same round trip counts them in home too).
         let takes: Vec<SaleKeys> =
             (1..buckets).map(|step| self.keys.stock_bucket(goods_id, (home + step) % buckets, buckets)).collect();
         let mut conn = self.conn().await?;
-        let taken: Vec<(i64, String)> = match self.take_all(&mut conn, &takes).await {
+        let taken: Vec<(i64, String, i64, i64)> = match self.take_all(&mut conn, &takes, home_keys).await {
             Err(err) if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
                 // Redis restarted or flushed its scripts: send it again.
                 self.take.prepare_invoke().load_async(&mut *conn).await.map_err(RedisFailure::from)?;
-                self.take_all(&mut conn, &takes).await
+                self.take_all(&mut conn, &takes, home_keys).await
             }
             taken => taken,
         }
         .map_err(RedisFailure::from)?;
         drop(conn);
-        if taken.iter().any(|(code, _)| *code < 0) {
-            return Ok(None); // a bucket lost its state: rebuild (its units are recounted)
+        if taken.iter().any(|(code, ..)| *code < 0) {
+            return Ok(FallThrough::Done(None)); // a bucket lost its state: rebuild (its units are recounted)
         }
-        let mut builds = taken.iter().filter(|(code, _)| *code == 1).map(|(_, built)| built.as_str());
-        let Some(built) = builds.next() else { return Ok(Some(ReserveOutcome::SoldOut)) };
+        let mut builds = taken.iter().filter(|(code, ..)| *code == 1).map(|(_, built, ..)| built.as_str());
+        let Some(built) = builds.next() else {
+            let in_transit: i64 = taken.iter().map(|(_, _, came, left)| left - came).sum();
+            return Ok(if in_transit > 0 { FallThrough::InTransit } else { FallThrough::Empty });
+        };
         let carried = 1 + builds.filter(|other| *other == built).count();
-        self.reserve_in(&home_keys, user_id, ticket, Some((carried, built))).await
+        Ok(FallThrough::Done(self.reserve_in(home_keys, user_id, ticket, Some((carried, built))).await?))
     }
+}
 
-    /// `take.lua` on every bucket of `from`, pipelined.
+/// Looks at the buckets before a buyer of a bucketed goods is told it is sold out.
+const FALL_THROUGH_ATTEMPTS: u32 = 4;
+
+/// What a fall-through to the other buckets came to.
+enum FallThrough {
+    /// The reserve's outcome at home with the units taken (`None`: no sale state).
+    Done(Option<ReserveOutcome>),
+    /// Every bucket was empty, nothing on its way between two: sold out.
+    Empty,
+    /// Every bucket was empty, but units were on their way from one bucket to another.
+    InTransit,
+}
+
+impl SaleStore {
+    /// `take.lua` on every bucket of `from`, and a count of `home` (`peek`), pipelined.
     async fn take_all(
         &self,
         conn: &mut deadpool_redis::Connection,
         from: &[SaleKeys],
-    ) -> redis::RedisResult<Vec<(i64, String)>> {
+        home: &SaleKeys,
+    ) -> redis::RedisResult<Vec<(i64, String, i64, i64)>> {
         let invocations: Vec<_> = from
             .iter()
-            .map(|bucket| {
+            .map(|bucket| (bucket, "take"))
+            .chain(std::iter::once((home, "peek")))
+            .map(|(bucket, mode)| {
                 let mut invocation = self.take.key(&bucket.meta);
-                invocation.key(&bucket.stock);
+                invocation.key(&bucket.stock).arg(mode);
                 invocation
             })
             .collect();
