@@ -22,14 +22,6 @@ impl<T> Source<T> {
             Err(err) => Source::Unreachable(err.to_string()),
         }
     }
-
-    /// The figure, if read.
-    pub fn ok(&self) -> Option<&T> {
-        match self {
-            Source::Ok(value) => Some(value),
-            Source::Unreachable(_) => None,
-        }
-    }
 }
 
 /// One gathering.

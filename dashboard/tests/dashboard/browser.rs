@@ -92,6 +92,15 @@ async fn attribute_until(browser: &Client, css: &str, name: &str, check: impl Fn
     panic!("{css} [{name}] never showed what was expected; last: {last:?}");
 }
 
+/// Opens the page at `url`, logs in with the development login, and waits for the stream.
+async fn log_in(browser: &Client, url: &str) {
+    browser.goto(url).await.unwrap();
+    let login = browser.wait().at_most(PATIENCE).for_element(Locator::Css("#dev-login:not([hidden])")).await.unwrap();
+    login.click().await.unwrap();
+    browser.wait().at_most(PATIENCE).for_element(Locator::Css("#main:not([hidden])")).await.unwrap();
+    text_until(browser, "stream-state", |s| s == "live").await;
+}
+
 async fn type_into(browser: &Client, id: &str, text: &str) {
     let input = browser.find(Locator::Id(id)).await.unwrap();
     input.clear().await.unwrap();
@@ -114,18 +123,7 @@ async fn a_person_watches_a_sale_a_replica_fail_and_a_rule_change_on_the_page() 
     let browser = driver.browser().await;
 
     // Log in (the development login: this stack runs in development).
-    browser.goto(&stack.dashboard).await.unwrap();
-    browser
-        .wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::Css("#dev-login:not([hidden])"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser.wait().at_most(PATIENCE).for_element(Locator::Css("#main:not([hidden])")).await.unwrap();
-    text_until(&browser, "stream-state", |s| s == "live").await;
+    log_in(&browser, &stack.dashboard).await;
 
     // A small sale from the form.
     type_into(&browser, "demo-stock", "30").await;
@@ -193,17 +191,7 @@ async fn watch_a_running_dashboard_through_a_sale() {
     let seconds: u64 = std::env::var("SECKILL_WATCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(120);
     let driver = Driver::start();
     let browser = driver.browser().await;
-    browser.goto(&url).await.unwrap();
-    browser
-        .wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::Css("#dev-login:not([hidden])"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    text_until(&browser, "stream-state", |s| s == "live").await;
+    log_in(&browser, &url).await;
     let probe = "return [document.getElementById('updated').textContent, \
                  performance.memory ? performance.memory.usedJSHeapSize : 0, \
                  document.getElementsByTagName('*').length]";

@@ -22,14 +22,6 @@ pub struct LiveRules {
 }
 
 impl LiveRules {
-    /// Rules that never change (a process without a rule store, and unit tests).
-    pub fn fixed(rules: RuleSet) -> LiveRules {
-        let (sender, current) = watch::channel(Arc::new(rules));
-        // The receiver keeps the value; no sender is needed to read it.
-        drop(sender);
-        LiveRules { current }
-    }
-
     /// Loads the rules from `store` and follows its changes until the process ends; `redis_url`
     /// is where its channel is subscribed. Starts from [`RuleSet::initial`] (the configuration)
     /// if the store cannot be read now.
