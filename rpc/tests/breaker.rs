@@ -86,3 +86,25 @@ async fn overloaded_answers_count_as_failures() {
     let status = lab.transport().endpoints();
     assert_eq!(status.iter().filter(|e| e.breaker == BreakerState::Open).count(), 1, "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breaker_settings_changed_at_run_time_reach_every_node() {
+    let nodes = TestNode::spawn_many(2).await;
+    let off = BreakerConfig { enabled: false, ..config().breaker };
+    let lab = cluster_client(&nodes, ClusterConfig { breaker: off, ..config() });
+    let sick = nodes[1].addr.to_string();
+    nodes[1].switch.set(Mode::Failing);
+    let results = record_calls(&lab, 200).await;
+    assert!(results.iter().any(Result::is_err), "the sick node fails its calls");
+    assert_eq!(lab.transport().breaker_state(&sick), Some(BreakerState::Closed), "breaking is off");
+
+    // Turned on while calls flow: the sick node is cut off.
+    let on = config().breaker;
+    lab.transport().set_breaker(&on);
+    assert_eq!(lab.transport().breaker_config(), on);
+    let until = Instant::now() + Duration::from_secs(10);
+    while lab.transport().breaker_state(&sick) != Some(BreakerState::Open) {
+        assert!(Instant::now() < until, "the breaker turned on never opened");
+        record_calls(&lab, 20).await;
+    }
+}

@@ -119,3 +119,23 @@ async fn the_deadline_reaches_the_server_through_the_cluster() {
     assert!(remaining > 0 && remaining <= 2_000, "the caller's 2 s must win over the call's 30 s: {remaining} ms");
     assert_eq!(seen.trace_id, 7);
 }
+
+#[tokio::test]
+async fn retry_rules_changed_at_run_time_apply_to_the_next_call() {
+    let nodes = TestNode::spawn_many(2).await;
+    nodes[0].switch.set(Mode::Failing);
+    let lab = cluster_client(&nodes, config(RetryConfig { max_attempts: 2, ..Default::default() }));
+    for _ in 0..50 {
+        assert_eq!(lab.whoami().await, Ok(2), "retried on the healthy node");
+    }
+    let one_attempt = RetryConfig { max_attempts: 1, ..Default::default() };
+    lab.transport().set_retry(&one_attempt);
+    assert_eq!(lab.transport().retry_config(), one_attempt);
+    let failed = (0..100).map(|_| lab.whoami());
+    let failed = futures::future::join_all(failed).await.iter().filter(|r| r.is_err()).count();
+    assert!(failed > 0, "with retries off, the calls sent to the failing node fail");
+    lab.transport().set_retry(&RetryConfig { max_attempts: 2, ..Default::default() });
+    for _ in 0..50 {
+        assert_eq!(lab.whoami().await, Ok(2), "retries are back");
+    }
+}

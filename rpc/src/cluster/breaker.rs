@@ -20,10 +20,15 @@
 //! keep serving. The closed state, by far the commonest, costs an atomic load to check and a few
 //! atomic additions to record a success; the lock is taken only for failures and slow calls
 //! (the only outcomes that can trip the breaker) and in the half-open state.
+//!
+//! The settings can change while calls flow ([`Breaker::reconfigure`], from the live rules): the
+//! state and the counts are kept, except that a new window span starts an empty window.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
 
 use super::config::BreakerConfig;
 use super::window::Window;
@@ -70,7 +75,7 @@ pub(crate) enum Admission {
 /// One node's breaker.
 #[derive(Debug)]
 pub(crate) struct Breaker {
-    config: BreakerConfig,
+    config: ArcSwap<BreakerConfig>,
     /// The node's address, for logs.
     addr: String,
     state: AtomicU8,
@@ -102,12 +107,30 @@ impl Breaker {
             window: Window::new(config.window, 10, epoch),
             failures_in_a_row: AtomicU32::new(0),
             inner: Mutex::new(Inner { generation: 0, probes_started: 0, probes_succeeded: 0 }),
-            config,
+            config: ArcSwap::from_pointee(config),
             addr: addr.to_owned(),
             state: AtomicU8::new(BreakerState::Closed as u8),
             open_until_us: AtomicU64::new(0),
             epoch,
             gauge,
+        }
+    }
+
+    /// Puts new settings in force. An open breaker keeps the time it was opened until; turning
+    /// breaking off closes it.
+    pub(crate) fn reconfigure(&self, config: &BreakerConfig) {
+        let mut inner = lock(&self.inner);
+        let current = self.config.load();
+        if **current == *config {
+            return;
+        }
+        if current.window != config.window {
+            self.window.set_span(config.window);
+        }
+        tracing::info!(addr = %self.addr, ?config, "circuit breaker settings changed");
+        self.config.store(Arc::new(config.clone()));
+        if !config.enabled && self.state() != BreakerState::Closed {
+            self.transition(&mut inner, BreakerState::Closed);
         }
     }
 
@@ -122,7 +145,7 @@ impl Breaker {
         match self.state() {
             BreakerState::Closed => true,
             BreakerState::Open => self.micros(now) >= self.open_until_us.load(Ordering::Relaxed),
-            BreakerState::HalfOpen => lock(&self.inner).probes_started < self.config.half_open_probes,
+            BreakerState::HalfOpen => lock(&self.inner).probes_started < self.config.load().half_open_probes,
         }
     }
 
@@ -140,7 +163,7 @@ impl Breaker {
             BreakerState::Open => return None,
             BreakerState::HalfOpen => {}
         }
-        if inner.probes_started >= self.config.half_open_probes {
+        if inner.probes_started >= self.config.load().half_open_probes {
             return None;
         }
         inner.probes_started += 1;
@@ -149,17 +172,18 @@ impl Breaker {
 
     /// Calls at least this slow count as slow.
     pub(crate) fn slow_call_threshold(&self) -> Duration {
-        self.config.slow_call_threshold
+        self.config.load().slow_call_threshold
     }
 
     /// Records the outcome of an admitted call.
     pub(crate) fn record(&self, admission: Admission, now: Instant, failed: bool, elapsed: Duration) {
-        if !self.config.enabled {
+        let config = self.config.load();
+        if !config.enabled {
             return;
         }
-        let slow = elapsed >= self.config.slow_call_threshold;
+        let slow = elapsed >= config.slow_call_threshold;
         let Admission::Probe { generation } = admission else {
-            self.record_closed(now, failed, slow);
+            self.record_closed(&config, now, failed, slow);
             return;
         };
         let mut inner = lock(&self.inner);
@@ -168,10 +192,10 @@ impl Breaker {
         }
         if failed || slow {
             tracing::warn!(addr = %self.addr, failed, slow, "half-open probe failed; circuit breaker re-opened");
-            self.open(&mut inner, now);
+            self.open(&mut inner, now, config.open_for);
         } else {
             inner.probes_succeeded += 1;
-            if inner.probes_succeeded >= self.config.half_open_probes {
+            if inner.probes_succeeded >= config.half_open_probes {
                 tracing::info!(addr = %self.addr, "half-open probes succeeded; circuit breaker closed");
                 self.transition(&mut inner, BreakerState::Closed);
             }
@@ -179,7 +203,7 @@ impl Breaker {
     }
 
     /// Counts an outcome in the closed state, and opens if the window says so.
-    fn record_closed(&self, now: Instant, failed: bool, slow: bool) {
+    fn record_closed(&self, config: &BreakerConfig, now: Instant, failed: bool, slow: bool) {
         // A call admitted before the breaker opened says nothing about the new state.
         if self.state() != BreakerState::Closed {
             return;
@@ -201,14 +225,13 @@ impl Breaker {
         }
         let totals = self.window.totals(now);
         let ratio = |count: u32| f64::from(count) / f64::from(totals.calls.max(1));
-        let died = self.config.consecutive_failures > 0 && in_a_row >= self.config.consecutive_failures;
+        let died = config.consecutive_failures > 0 && in_a_row >= config.consecutive_failures;
         if died
-            || totals.calls >= self.config.min_calls.max(1)
-                && (ratio(totals.failures) >= self.config.failure_ratio
-                    || ratio(totals.slow) >= self.config.slow_call_ratio)
+            || totals.calls >= config.min_calls.max(1)
+                && (ratio(totals.failures) >= config.failure_ratio || ratio(totals.slow) >= config.slow_call_ratio)
         {
             tracing::warn!(addr = %self.addr, ?totals, failures_in_a_row = in_a_row, "circuit breaker opened");
-            self.open(&mut inner, now);
+            self.open(&mut inner, now, config.open_for);
         }
     }
 
@@ -222,8 +245,8 @@ impl Breaker {
         }
     }
 
-    fn open(&self, inner: &mut Inner, now: Instant) {
-        let until = self.micros(now + self.config.open_for);
+    fn open(&self, inner: &mut Inner, now: Instant, open_for: Duration) {
+        let until = self.micros(now + open_for);
         self.open_until_us.store(until, Ordering::Relaxed);
         self.transition(inner, BreakerState::Open);
     }
@@ -338,6 +361,28 @@ mod tests {
         breaker.record(probes[1], even_later, false, Duration::from_millis(1));
         breaker.record(replacement, even_later, false, Duration::from_millis(1));
         assert_eq!(breaker.state(), BreakerState::Closed);
+    }
+
+    #[test]
+    fn new_settings_take_effect_on_the_next_outcome_and_keep_the_state() {
+        let (breaker, now) = (breaker(), Instant::now());
+        for _ in 0..5 {
+            run(&breaker, now, true, 1);
+        }
+        assert_eq!(breaker.state(), BreakerState::Closed, "5 calls are below min_calls 10");
+        breaker.reconfigure(&BreakerConfig { min_calls: 6, ..breaker.config.load().as_ref().clone() });
+        run(&breaker, now, true, 1);
+        assert_eq!(breaker.state(), BreakerState::Open, "the five failures before still count");
+        breaker.reconfigure(&BreakerConfig {
+            open_for: Duration::from_secs(60),
+            ..breaker.config.load().as_ref().clone()
+        });
+        assert!(breaker.admit(now + Duration::from_secs(5)).is_some(), "it keeps the time it was opened until");
+        breaker.reconfigure(&BreakerConfig { enabled: false, ..breaker.config.load().as_ref().clone() });
+        assert_eq!(breaker.state(), BreakerState::Closed, "turning breaking off closes it");
+        for _ in 0..100 {
+            assert!(run(&breaker, now, true, 1), "a disabled breaker admits every call");
+        }
     }
 
     #[test]

@@ -11,6 +11,10 @@
 //! keeping the nodes that stay (their connections, breakers and statistics). Each attempt picks
 //! from the current list under a read lock held only for the pick, so a retry sees the freshest
 //! list; a call allocates nothing of its own.
+//!
+//! The breaker settings and the retry rules can change while calls flow
+//! ([`Cluster::set_breaker`], [`Cluster::set_retry`]: the live rules of the services); the rest
+//! of [`ClusterConfig`] is fixed when the cluster is made.
 
 mod balance;
 mod breaker;
@@ -24,6 +28,7 @@ mod window;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use self::balance::Balancer;
@@ -49,7 +54,10 @@ struct Inner {
     config: ClusterConfig,
     discovery: Discovery,
     nodes: RwLock<Arc<NodeSet>>,
-    retry: RetryPolicy,
+    /// The breaker settings in force (`config.breaker` until [`Cluster::set_breaker`]).
+    breaker: ArcSwap<BreakerConfig>,
+    /// The retry rules in force, with their budget (replaced by [`Cluster::set_retry`]).
+    retry: ArcSwap<RetryPolicy>,
     /// Stops the refresh task when the last clone of the cluster is dropped.
     _refresh: DropGuard,
 }
@@ -83,9 +91,10 @@ impl Cluster {
     /// (it spawns the task that follows the list).
     pub fn new(discovery: Discovery, config: ClusterConfig) -> Cluster {
         let stop = CancellationToken::new();
-        let nodes = NodeSet::build(&[], &discovery.instances(), &config);
+        let nodes = NodeSet::build(&[], &discovery.instances(), &config, &config.breaker);
         let inner = Arc::new(Inner {
-            retry: RetryPolicy::new(&config.retry, discovery.service()),
+            breaker: ArcSwap::from_pointee(config.breaker.clone()),
+            retry: ArcSwap::from_pointee(RetryPolicy::new(&config.retry, discovery.service())),
             nodes: RwLock::new(Arc::new(nodes)),
             discovery: discovery.clone(),
             config,
@@ -122,6 +131,37 @@ impl Cluster {
             .collect()
     }
 
+    /// Puts new breaker settings in force on every node, now and later listed: each keeps its
+    /// state and counts (a new window span starts an empty window).
+    pub fn set_breaker(&self, config: &BreakerConfig) {
+        let inner = &*self.inner;
+        // Stored first: a node set being rebuilt meanwhile makes its new nodes with these.
+        inner.breaker.store(Arc::new(config.clone()));
+        for node in &inner.node_set().nodes {
+            node.breaker.reconfigure(config);
+        }
+    }
+
+    /// Puts new retry rules in force. A change starts a new retry budget, empty but for its
+    /// `budget_min_per_sec`; the same rules again change nothing.
+    pub fn set_retry(&self, config: &RetryConfig) {
+        let inner = &*self.inner;
+        if inner.retry.load().config != *config {
+            tracing::info!(service = %inner.discovery.service(), ?config, "retry rules changed");
+            inner.retry.store(Arc::new(RetryPolicy::new(config, inner.discovery.service())));
+        }
+    }
+
+    /// The breaker settings in force.
+    pub fn breaker_config(&self) -> BreakerConfig {
+        self.inner.breaker.load().as_ref().clone()
+    }
+
+    /// The retry rules in force.
+    pub fn retry_config(&self) -> RetryConfig {
+        self.inner.retry.load().config.clone()
+    }
+
     /// The breaker state of the endpoint at `addr`, if the cluster has it.
     pub fn breaker_state(&self, addr: &str) -> Option<BreakerState> {
         self.inner.node_set().nodes.iter().find(|node| node.instance.addr == addr).map(|node| node.breaker.state())
@@ -141,7 +181,7 @@ impl Inner {
     /// Rebuilds the node set from a new listing, keeping the nodes whose instance did not change.
     fn refresh(&self, instances: &[Instance]) {
         let current = self.node_set();
-        let next = NodeSet::build(&current.nodes, instances, &self.config);
+        let next = NodeSet::build(&current.nodes, instances, &self.config, &self.breaker.load());
         tracing::info!(service = %self.discovery.service(), nodes = next.nodes.len(), "cluster node list updated");
         *self.nodes.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(next);
     }
@@ -164,7 +204,12 @@ async fn follow(inner: Weak<Inner>, mut discovery: Discovery, stop: Cancellation
 }
 
 impl NodeSet {
-    fn build(current: &[Arc<Node>], instances: &[Instance], config: &ClusterConfig) -> NodeSet {
+    fn build(
+        current: &[Arc<Node>],
+        instances: &[Instance],
+        config: &ClusterConfig,
+        breaker: &BreakerConfig,
+    ) -> NodeSet {
         let nodes: Vec<Arc<Node>> = instances
             .iter()
             .map(|instance| {
@@ -172,7 +217,7 @@ impl NodeSet {
                     .iter()
                     .find(|node| node.instance == *instance)
                     .cloned()
-                    .unwrap_or_else(|| Arc::new(Node::new(instance.clone(), config)))
+                    .unwrap_or_else(|| Arc::new(Node::new(instance.clone(), config, breaker)))
             })
             .collect();
         NodeSet { balancer: Balancer::new(config.balancer, &nodes), nodes }
@@ -228,11 +273,17 @@ impl Transport for Cluster {
         call.timeout = Some(deadline.saturating_duration_since(started));
         let mut tried = Tried::default();
         let mut picked = inner.pick(call.hash_key, started, &mut tried).ok_or_else(|| inner.no_endpoint())?;
-        if !inner.retry.enabled() {
-            return picked.call(call, started).await;
-        }
-        inner.retry.deposit();
-        let mut backoff = Backoff::new(inner.config.retry.backoff_base, inner.config.retry.backoff_max);
+        // The rules are read afresh at each decision (they may change meanwhile), never held
+        // across an await.
+        let mut backoff = {
+            let retry = inner.retry.load();
+            if !retry.enabled() {
+                drop(retry);
+                return picked.call(call, started).await;
+            }
+            retry.deposit();
+            Backoff::new(retry.config.backoff_base, retry.config.backoff_max)
+        };
         let (mut attempts, mut sent_at) = (0, started);
         loop {
             attempts += 1;
@@ -241,7 +292,8 @@ impl Transport for Cluster {
                 Ok(reply) => return Ok(reply),
                 Err(error) => error,
             };
-            if !inner.retry.may_retry(&call.method, &error, attempts) {
+            let retry = inner.retry.load();
+            if !retry.may_retry(&call.method, &error, attempts) {
                 return Err(error);
             }
             let now = Instant::now();
@@ -253,9 +305,10 @@ impl Transport for Cluster {
             // A call that never reached a server costs no server anything: sending it to another
             // node is not amplification, so it does not draw on the budget (a node that dies
             // would otherwise spend it in a second and fail every call still routed to it).
-            if !error.never_reached_server() && !inner.retry.withdraw() {
+            if !error.never_reached_server() && !retry.withdraw() {
                 return Err(error);
             }
+            drop(retry);
             let (service, to) = (inner.discovery.service(), &next.node.instance.addr);
             tracing::debug!(service, method = call.method.method, attempts, %to, %error, ?delay, "retrying on another node");
             tokio::time::sleep(delay).await;

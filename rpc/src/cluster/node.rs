@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::breaker::{Admission, Breaker};
-use super::config::{BalancerKind, ClusterConfig};
+use super::config::{BalancerKind, BreakerConfig, ClusterConfig};
 use super::metrics::NodeMetrics;
 use super::peak_ewma::PeakEwma;
 use crate::client::{Call, Channel, Reply, Transport};
@@ -29,7 +29,8 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    pub(crate) fn new(instance: Instance, config: &ClusterConfig) -> Node {
+    /// A node of a cluster configured as `config`, whose breakers follow `breaker` now.
+    pub(crate) fn new(instance: Instance, config: &ClusterConfig, breaker: &BreakerConfig) -> Node {
         let now = Instant::now();
         let (metrics, breaker_gauge) = NodeMetrics::new(&instance.service, &instance.addr);
         Node {
@@ -37,7 +38,7 @@ impl Node {
             in_flight: AtomicUsize::new(0),
             latency: PeakEwma::new(config.peak_ewma.default_rtt, config.peak_ewma.decay, now),
             track_latency: config.balancer == BalancerKind::PeakEwma,
-            breaker: Breaker::new(config.breaker.clone(), &instance.addr, breaker_gauge),
+            breaker: Breaker::new(breaker.clone(), &instance.addr, breaker_gauge),
             metrics,
             warmup: Warmup::new(instance.weight, instance.age(), config.warmup, now),
             instance,

@@ -19,6 +19,8 @@ use crate::error::Error;
 /// most 10% more calls than it was asked to (plus `budget_min_per_sec`), never a retry storm.
 #[derive(Debug)]
 pub(crate) struct RetryPolicy {
+    /// The settings it was built from.
+    pub(crate) config: RetryConfig,
     max_attempts: u32,
     budget: TpsBudget,
     exhausted: metrics::Counter,
@@ -31,6 +33,7 @@ impl RetryPolicy {
         let ratio = if config.budget_ratio.is_finite() { config.budget_ratio.clamp(0.0, 1000.0) } else { 0.0 };
         let min_per_sec = config.budget_min_per_sec.min(i32::MAX as u32 - 1);
         RetryPolicy {
+            config: config.clone(),
             max_attempts: config.max_attempts.max(1),
             budget: TpsBudget::new(window, min_per_sec, ratio),
             exhausted: metrics::counter!(super::metrics::BUDGET_EXHAUSTED, "service" => service.to_owned()),

@@ -20,7 +20,8 @@ pub(crate) struct Totals {
 #[derive(Debug)]
 pub(crate) struct Window {
     buckets: Box<[Bucket]>,
-    slice: Duration,
+    /// The length of a slice, in nanoseconds (changed by [`Window::set_span`]).
+    slice_nanos: AtomicU64,
     epoch: Instant,
 }
 
@@ -36,8 +37,15 @@ struct Bucket {
 impl Window {
     pub(crate) fn new(span: Duration, buckets: u32, epoch: Instant) -> Window {
         let buckets = buckets.max(1);
-        let slice = (span / buckets).max(Duration::from_millis(1));
-        Window { buckets: (0..buckets).map(|_| Bucket::default()).collect(), slice, epoch }
+        let slice_nanos = AtomicU64::new(slice_nanos(span, buckets));
+        Window { buckets: (0..buckets).map(|_| Bucket::default()).collect(), slice_nanos, epoch }
+    }
+
+    /// Covers `span` from now on, starting empty (counts of the old slices mean nothing in the
+    /// new ones).
+    pub(crate) fn set_span(&self, span: Duration) {
+        self.slice_nanos.store(slice_nanos(span, self.buckets.len() as u32), Ordering::Relaxed);
+        self.clear();
     }
 
     /// Records one outcome at `now`.
@@ -81,8 +89,14 @@ impl Window {
     }
 
     fn slice_of(&self, now: Instant) -> u64 {
-        (now.saturating_duration_since(self.epoch).as_nanos() / self.slice.as_nanos()) as u64
+        let nanos = u128::from(self.slice_nanos.load(Ordering::Relaxed));
+        (now.saturating_duration_since(self.epoch).as_nanos() / nanos) as u64
     }
+}
+
+/// The length of one of `buckets` slices of `span`, at least a millisecond.
+fn slice_nanos(span: Duration, buckets: u32) -> u64 {
+    (span / buckets).max(Duration::from_millis(1)).as_nanos().min(u128::from(u64::MAX)) as u64
 }
 
 impl Bucket {
