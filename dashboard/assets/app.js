@@ -198,26 +198,39 @@ async function startDemo(event) {
   if (reply.status !== 202) $("demo-state").textContent = (reply.body && reply.body.detail) || `refused (${reply.status})`;
 }
 
-const LIMITS = ["per_user_per_sec", "per_user_burst", "brush_limit", "brush_window_ms", "strikes_to_ban"];
+// The number rules by group (inputs "rule-<key>" for the limits, "rule-<group>-<key>" for the
+// others; empty is null: the configured value), then the switches.
+const NUMBER_RULES = {
+  limits: ["global_per_sec", "per_ip_per_sec", "per_user_per_sec", "per_user_burst", "brush_limit", "brush_window_ms", "strikes_to_ban"],
+  breaker: ["window_ms", "min_calls", "failure_percent", "slow_call_ms", "slow_call_percent", "consecutive_failures", "open_for_ms", "half_open_probes"],
+  retry: ["max_attempts", "budget_percent", "budget_min_per_sec"],
+};
 const SWITCHES = ["sales_closed", "captchas_off", "sold_out_flag_off"];
+const ruleInput = (group, key) => $(group === "limits" ? "rule-" + key : `rule-${group}-${key}`);
 
 async function loadRules() {
   const reply = await api("/api/rules");
   if (reply.status !== 200) return ($("rules-status").textContent = "rules unavailable");
   const { current, log } = reply.body;
   rulesVersion = current.version;
-  for (const key of LIMITS) $("rule-" + key).value = current.rules.limits[key] ?? "";
+  for (const [group, keys] of Object.entries(NUMBER_RULES)) for (const key of keys) ruleInput(group, key).value = current.rules[group][key] ?? "";
+  const enabled = current.rules.breaker.enabled;
+  $("rule-breaker-enabled").value = enabled === null || enabled === undefined ? "" : String(enabled);
   for (const key of SWITCHES) $("switch-" + key).checked = current.rules.switches[key];
   $("rules-log").replaceChildren(...log.map((set) => el("li", { text: `v${set.version} by ${set.changed_by} at ${new Date(set.changed_at_ms).toLocaleTimeString()}: ${JSON.stringify(set.rules)}` })));
 }
 
 async function saveRules(event) {
   event.preventDefault();
-  const limits = {};
-  for (const key of LIMITS) { const value = $("rule-" + key).value; limits[key] = value === "" ? null : Number(value); }
-  const switches = {};
-  for (const key of SWITCHES) switches[key] = $("switch-" + key).checked;
-  const reply = await api("/api/rules", { method: "PUT", body: JSON.stringify({ version: rulesVersion, rules: { limits, switches } }) });
+  const rules = { switches: {} };
+  for (const [group, keys] of Object.entries(NUMBER_RULES)) {
+    rules[group] = {};
+    for (const key of keys) { const value = ruleInput(group, key).value; rules[group][key] = value === "" ? null : Number(value); }
+  }
+  const enabled = $("rule-breaker-enabled").value;
+  rules.breaker.enabled = enabled === "" ? null : enabled === "true";
+  for (const key of SWITCHES) rules.switches[key] = $("switch-" + key).checked;
+  const reply = await api("/api/rules", { method: "PUT", body: JSON.stringify({ version: rulesVersion, rules }) });
   $("rules-status").textContent = reply.status === 200 ? `saved as v${reply.body.version}` : (reply.body && reply.body.detail) || `refused (${reply.status})`;
   document.activeElement.blur();
   await loadRules();

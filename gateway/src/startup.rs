@@ -73,6 +73,24 @@ impl Application {
         }
         tokio::spawn(sold_out.clone().follow_restocks(settings.redis.url.clone(), keys.restock_channel()));
         let rules = LiveRules::follow(RuleStore::new(redis.clone(), keys.rules()), settings.redis.url.clone()).await;
+        let local_limits = LocalLimits::new(&settings.limits);
+        let following = vec![
+            rules.govern(vec![
+                (users.transport().clone(), settings.users.clone()),
+                (stock.transport().clone(), settings.stock.clone()),
+                (orders.transport().clone(), settings.orders.clone()),
+            ]),
+            rules.apply({
+                let (local_limits, configured) = (local_limits.clone(), settings.limits.clone());
+                move |rules| {
+                    let limits = &rules.rules.limits;
+                    local_limits.set(
+                        limits.global_per_sec.unwrap_or(configured.global_per_sec),
+                        limits.per_ip_per_sec.unwrap_or(configured.per_ip_per_sec),
+                    );
+                }
+            }),
+        ];
         let state = web::Data::new(AppState {
             goods: GoodsCache::new(stock.clone(), settings.goods_cache_ttl, !settings.without.single_flight),
             users,
@@ -80,7 +98,7 @@ impl Application {
             orders,
             identities: settings.rpc.identities(),
             jwt: JwtKeys::new(&settings.jwt),
-            local_limits: LocalLimits::new(&settings.limits),
+            local_limits,
             user_gate: UserGate::new(
                 redis.clone(),
                 keys.clone(),
@@ -96,10 +114,11 @@ impl Application {
             sold_out,
             without: settings.without.clone(),
             rules,
+            _following: following,
             counters: Counters::default(),
             metrics,
         });
-        tokio::spawn(forget_idle_clients(state.clone()));
+        tokio::spawn(forget_idle_clients(state.local_limits.clone()));
         let listener = TcpListener::bind(&settings.listen).with_context(|| format!("binding {}", settings.listen))?;
         let port = listener.local_addr()?.port();
         let server_state = state.clone();
@@ -170,7 +189,7 @@ impl Application {
             tokio::spawn(metrics);
             handle
         });
-        Running { public, metrics }
+        Running { public, metrics, rules: self.state.rules.clone() }
     }
 }
 
@@ -178,9 +197,15 @@ impl Application {
 pub struct Running {
     public: ServerHandle,
     metrics: Option<ServerHandle>,
+    rules: LiveRules,
 }
 
 impl Running {
+    /// The version of the live rules this gateway follows now.
+    pub fn rules_version(&self) -> u64 {
+        self.rules.current().version
+    }
+
     /// Stops both listeners; `graceful` lets requests in flight finish.
     pub async fn stop(&self, graceful: bool) {
         self.public.stop(graceful).await;
@@ -219,10 +244,10 @@ fn json_config(limit: usize) -> web::JsonConfig {
 }
 
 /// Forgets per-IP limiter entries of clients that went quiet.
-async fn forget_idle_clients(state: web::Data<AppState>) {
+async fn forget_idle_clients(local_limits: LocalLimits) {
     let mut ticker = tokio::time::interval(Duration::from_secs(60));
     loop {
         ticker.tick().await;
-        state.local_limits.forget_idle();
+        local_limits.forget_idle();
     }
 }

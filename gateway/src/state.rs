@@ -50,6 +50,8 @@ pub struct AppState {
     pub(crate) goods: GoodsCache,
     /// The live rules (limits, degrade switches) this gateway follows.
     pub(crate) rules: platform::rules::LiveRules,
+    /// The RPC clients and the local limits following the rules, for as long as the state lives.
+    pub(crate) _following: Vec<platform::rules::Following>,
     /// Counters that tests and /admin read.
     pub counters: Counters,
     /// Renders /metrics (on the metrics listener, not the public one).

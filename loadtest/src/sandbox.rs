@@ -302,6 +302,43 @@ impl FullStack {
         vec![self.order.address().to_string()]
     }
 
+    /// The version of the live rules each process that follows them follows now: every
+    /// gateway, order-service, the worker (if running).
+    pub fn rules_versions(&self) -> Vec<u64> {
+        let gateways = self.gateways.iter().map(gateway::Running::rules_version);
+        let worker = self.worker.as_ref().map(order_service::WorkerApplication::rules_version);
+        gateways.chain([self.order.rules_version()]).chain(worker).collect()
+    }
+
+    /// Waits (at most 10 s) until every process follows rules `version` or later.
+    pub async fn follow_rules(&self, version: u64) -> anyhow::Result<()> {
+        testkit::wait_for(std::time::Duration::from_secs(10), || async {
+            self.rules_versions().iter().all(|v| *v >= version).then_some(())
+        })
+        .await
+        .ok_or_else(|| anyhow::anyhow!("rules v{version} not followed everywhere: {:?}", self.rules_versions()))
+    }
+
+    /// Changes the live rules of this stack, as an operator would on the dashboard, and waits
+    /// until every process follows the change.
+    pub async fn set_rules(&self, rules: platform::rules::Rules, by: &str) -> anyhow::Result<u64> {
+        let store = platform::rules::RuleStore::new(self.sandbox.redis.clone(), self.keyspace().rules());
+        let current = store.current().await?;
+        let set = store.change(current.version, rules, by).await?;
+        self.follow_rules(set.version).await?;
+        Ok(set.version)
+    }
+
+    /// The stack's Redis keyspace.
+    pub fn keyspace(&self) -> contracts::keyspace::Keyspace {
+        contracts::keyspace::Keyspace::new(&self.sandbox.prefix)
+    }
+
+    /// order-service's client of stock-service.
+    pub fn order_stock_cluster(&self) -> &rpc::Cluster {
+        self.order.stock_cluster()
+    }
+
     /// Kills the order worker at once, as `kill -9` would: what it has not acknowledged goes back
     /// to the queue (and what it has, is gone).
     pub fn crash_worker(&mut self) {

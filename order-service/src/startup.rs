@@ -13,6 +13,7 @@ use contracts::stock::StockServiceClient;
 use platform::error::DependencyError;
 use platform::node::Node;
 use platform::registry;
+use platform::rules::{Following, LiveRules, RuleStore};
 use rpc::Cluster;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
@@ -32,6 +33,9 @@ struct Dependencies {
     registry: Arc<dyn rpc::Registry>,
     stock: StockServiceClient<Cluster>,
     topology: Topology,
+    /// The live rules, and the stock-service client following them.
+    rules: LiveRules,
+    following: Following,
 }
 
 impl Dependencies {
@@ -46,7 +50,10 @@ impl Dependencies {
         let stock = StockServiceClient::new(registry::cluster(&registry, STOCK_SERVICE, &settings.stock, &security))
             .with_credential(identity);
         let topology = Topology::new(&settings.broker);
-        Ok(Dependencies { pool, redis, registry, stock, topology })
+        let store = RuleStore::new(redis.clone(), settings.redis.keyspace().rules());
+        let rules = LiveRules::follow(store, settings.redis.url.clone()).await;
+        let following = rules.govern(vec![(stock.transport().clone(), settings.stock.clone())]);
+        Ok(Dependencies { pool, redis, registry, stock, topology, rules, following })
     }
 }
 
@@ -58,6 +65,9 @@ fn broker_unreachable(settings: &Settings, err: lapin::Error) -> DependencyError
 pub struct Application {
     node: Node,
     lease: WorkerLease,
+    rules: LiveRules,
+    stock: Cluster,
+    _following: Following,
 }
 
 impl Application {
@@ -73,6 +83,7 @@ impl Application {
                 .enforce()?;
         }
         let deps = Dependencies::connect(&settings, Service::OrderService).await?;
+        let (rules, following, stock) = (deps.rules, deps.following, deps.stock.transport().clone());
         let publisher = Publisher::connect_with(&settings.broker, !settings.without.publisher_confirms)
             .await
             .map_err(|err| broker_unreachable(&settings, err))?;
@@ -95,12 +106,22 @@ impl Application {
         let node = Node::start(&settings.node, server, &[ORDER_SERVICE], &deps.registry)
             .await
             .context("starting the RPC server")?;
-        Ok(Application { node, lease })
+        Ok(Application { node, lease, rules, stock, _following: following })
     }
 
     /// The RPC address (useful with port 0).
     pub fn address(&self) -> SocketAddr {
         self.node.local_addr()
+    }
+
+    /// The version of the live rules its stock-service client follows now.
+    pub fn rules_version(&self) -> u64 {
+        self.rules.current().version
+    }
+
+    /// Its client of stock-service: the nodes, their breakers, the rules in force.
+    pub fn stock_cluster(&self) -> &Cluster {
+        &self.stock
     }
 
     /// Serves until `shutdown` completes, then drains in-flight calls.
@@ -121,6 +142,8 @@ pub struct WorkerApplication {
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     lease: WorkerLease,
+    rules: LiveRules,
+    _following: Following,
 }
 
 impl WorkerApplication {
@@ -168,7 +191,12 @@ impl WorkerApplication {
             tasks.push(tokio::spawn(reconciler.run(settings.reconciler.interval, shutdown.clone())));
         }
         tracing::info!(worker_id = lease.worker_id(), "order worker started");
-        Ok(WorkerApplication { shutdown, tasks, lease })
+        Ok(WorkerApplication { shutdown, tasks, lease, rules: deps.rules, _following: deps.following })
+    }
+
+    /// The version of the live rules its stock-service client follows now.
+    pub fn rules_version(&self) -> u64 {
+        self.rules.current().version
     }
 
     /// Runs until `shutdown` completes, then finishes the batches in hand and stops.

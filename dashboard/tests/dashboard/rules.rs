@@ -94,3 +94,43 @@ async fn when_the_rule_store_goes_away_the_last_rules_stay_in_force() {
     assert_eq!((followed.version, followed.changed_by.as_str()), (1, "user:8"));
     assert!(!followed.rules.switches.captchas_off);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn breaker_and_retry_rules_reach_the_services_rpc_clients_and_clearing_them_restores_the_configuration() {
+    let stack = TestStack::start(1).await;
+    let cluster = stack.stack.order_stock_cluster().clone();
+    let (configured_breaker, configured_retry) = (cluster.breaker_config(), cluster.retry_config());
+    assert!(configured_breaker.enabled);
+
+    let rules = json!({
+        "breaker": {"enabled": false, "failure_percent": 30, "open_for_ms": 1500},
+        "retry": {"max_attempts": 1, "budget_percent": 25}
+    });
+    let (status, set) = stack.put("/api/rules", json!({"version": 0, "rules": rules})).await;
+    assert_eq!(status, 200, "{set}");
+    stack.stack.follow_rules(1).await.expect("gateway, order-service and worker follow v1");
+    let live = testkit::wait_for(Duration::from_secs(10), || async {
+        let breaker = cluster.breaker_config();
+        (!breaker.enabled).then_some((breaker, cluster.retry_config()))
+    })
+    .await
+    .expect("order-service's stock-service client takes the breaker rules");
+    assert_eq!(live.0.failure_ratio, 0.3);
+    assert_eq!(live.0.open_for, Duration::from_millis(1500));
+    assert_eq!(live.0.min_calls, configured_breaker.min_calls, "what no rule sets stays configured");
+    assert_eq!((live.1.max_attempts, live.1.budget_ratio), (1, 0.25));
+
+    let (status, out_of_range) =
+        stack.put("/api/rules", json!({"version": 1, "rules": {"breaker": {"failure_percent": 150}}})).await;
+    assert_eq!((status, out_of_range["code"].as_str()), (400, Some("VALIDATION")), "{out_of_range}");
+
+    let (status, _) = stack.put("/api/rules", json!({"version": 1, "rules": {}})).await;
+    assert_eq!(status, 200);
+    stack.stack.follow_rules(2).await.expect("everyone follows v2");
+    let restored = testkit::wait_for(Duration::from_secs(10), || async {
+        (cluster.breaker_config() == configured_breaker && cluster.retry_config() == configured_retry).then_some(())
+    })
+    .await;
+    assert!(restored.is_some(), "an empty rule set gives the configuration back");
+    stack.finish().await;
+}

@@ -62,7 +62,8 @@ impl UserGate {
     /// The limits in force: the configured ones, with what the live rules override.
     fn limits(&self) -> LimitSettings {
         let rules = self.rules.current();
-        let LimitRules { per_user_per_sec, per_user_burst, brush_limit, brush_window_ms, strikes_to_ban } =
+        // The global and per-IP rates are the local limiter's (`LocalLimits::set`).
+        let LimitRules { per_user_per_sec, per_user_burst, brush_limit, brush_window_ms, strikes_to_ban, .. } =
             rules.rules.limits;
         let configured = &self.settings;
         LimitSettings {

@@ -9,6 +9,7 @@ use futures::StreamExt;
 use rpc::Backoff;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::{RuleSet, RuleStore};
 
@@ -44,11 +45,46 @@ impl LiveRules {
         self.current.borrow().clone()
     }
 
+    /// Keeps the breaker settings and retry rules of each cluster as it was `configured`, with
+    /// what the live rules override, from now until the returned handle is dropped.
+    pub fn govern(&self, clusters: Vec<(rpc::Cluster, rpc::ClusterConfig)>) -> Following {
+        self.apply(move |rules| {
+            for (cluster, configured) in &clusters {
+                cluster.set_breaker(&rules.rules.breaker.over(&configured.breaker));
+                cluster.set_retry(&rules.rules.retry.over(&configured.retry));
+            }
+        })
+    }
+
+    /// Calls `apply` with the rules in force now, then after every change, until the returned
+    /// handle is dropped: for settings held outside the rules (a rate limiter, a cluster).
+    pub fn apply(&self, mut apply: impl FnMut(&RuleSet) + Send + 'static) -> Following {
+        let mut current = self.current.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let rules = current.borrow_and_update().clone();
+                apply(&rules);
+                if current.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        Following { _task: AbortOnDropHandle::new(task) }
+    }
+
     /// Waits for the next change (tests and the dashboard).
     pub async fn changed(&mut self) -> Option<Arc<RuleSet>> {
         self.current.changed().await.ok()?;
         Some(self.current.borrow_and_update().clone())
     }
+}
+
+/// Settings following the live rules ([`LiveRules::apply`], [`LiveRules::govern`]); dropping it
+/// stops that.
+#[derive(Debug)]
+#[must_use = "the settings stop following the rules when it is dropped"]
+pub struct Following {
+    _task: AbortOnDropHandle<()>,
 }
 
 async fn follow(store: RuleStore, redis_url: SecretString, sender: watch::Sender<Arc<RuleSet>>) {
