@@ -67,16 +67,15 @@ pub struct Settings {
 }
 
 /// Defences of the purchase path that can be turned off, for demonstrations only
-/// (`SECKILL_WITHOUT__...=true`). Off by default, and each is named for what it removes.
+/// (`SECKILL_WITHOUT__...=true`). Off by default, and each is named for what it removes. What
+/// an operator may turn off while a sale runs is a live rule instead (`platform::rules`: the
+/// sold-out flag is `switches.sold_out_flag_off`).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct Without {
     /// `SECKILL_WITHOUT__CAPTCHA_AND_PATH`: a path is issued without a captcha answer and an order
     /// is accepted without a valid path, so a script can order directly. Development only.
     pub captcha_and_path: bool,
-    /// `SECKILL_WITHOUT__SOLD_OUT_FLAG`: no in-process sold-out flag, so every attempt after a
-    /// sell-out still costs Redis calls and an RPC.
-    pub sold_out_flag: bool,
     /// `SECKILL_WITHOUT__SINGLE_FLIGHT`: every request that finds the goods cache expired
     /// reloads it from stock-service (and PostgreSQL), instead of one for all.
     pub single_flight: bool,

@@ -57,14 +57,7 @@ impl Application {
         }
         let keys = settings.redis.keyspace();
         let blacklist = Blacklist::new(redis.clone(), keys.clone());
-        let sold_out = Arc::new(if settings.without.sold_out_flag {
-            tracing::warn!(
-                "SECKILL_WITHOUT__SOLD_OUT_FLAG: every attempt after a sell-out reaches Redis and the services"
-            );
-            SoldOutFlags::off()
-        } else {
-            SoldOutFlags::default()
-        });
+        let sold_out = Arc::new(SoldOutFlags::default());
         if settings.without.single_flight {
             tracing::warn!("SECKILL_WITHOUT__SINGLE_FLIGHT: every request finding the goods cache expired reloads it");
         }

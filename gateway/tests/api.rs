@@ -279,9 +279,18 @@ async fn after_sell_out_the_flag_answers_without_any_rpc_and_a_restock_clears_it
 }
 
 #[actix_web::test]
-async fn without_the_sold_out_flag_every_attempt_after_the_sell_out_reaches_order_service() {
-    let without = gateway::settings::Without { sold_out_flag: true, ..Default::default() };
-    let app = spawn_app(Options { without, ..Options::default() }).await;
+async fn with_the_sold_out_flag_switched_off_every_attempt_after_the_sell_out_reaches_order_service() {
+    let app = spawn_app(Options::default()).await;
+    let mut rules = platform::rules::Rules::default();
+    rules.switches.sold_out_flag_off = true;
+    let store =
+        platform::rules::RuleStore::new(app.redis.clone(), contracts::keyspace::Keyspace::new(&app.prefix).rules());
+    store.change(0, rules, "user:1").await.unwrap();
+    let followed = testkit::wait_for(std::time::Duration::from_secs(10), || async {
+        (app.get("/healthz", None).await.1["rules_version"] == 1).then_some(())
+    })
+    .await;
+    assert!(followed.is_some(), "the gateway follows the switch");
     let goods_id = app.sale(1).await;
     let users = app.users(6).await;
     assert_eq!(app.buy(goods_id, &users[0].1).await.0, 202);
@@ -290,7 +299,7 @@ async fn without_the_sold_out_flag_every_attempt_after_the_sell_out_reaches_orde
         let (status, body) = app.buy(goods_id, token).await;
         assert_eq!((status, body["code"].as_str()), (409, Some("SOLD_OUT")), "stock-service still says so");
     }
-    assert!(!app.state.is_sold_out(goods_id), "no flag is ever set");
+    assert!(!app.state.is_sold_out(goods_id), "no flag is in use");
     assert_eq!(app.state.counters.place_calls(), place_calls + 5, "every attempt made the order RPC");
     assert_eq!(app.state.counters.sold_out_answers(), 0);
     app.finish().await;

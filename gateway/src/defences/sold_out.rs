@@ -18,16 +18,9 @@ pub(crate) struct SoldOutFlags {
     /// Bumped by every clear. A "sold out" answer only sets the flag if no restock was seen
     /// since its call began: a restock that overtook the answer must not be undone by it.
     epoch: AtomicU64,
-    /// Never set a flag (`SECKILL_WITHOUT__SOLD_OUT_FLAG`).
-    off: bool,
 }
 
 impl SoldOutFlags {
-    /// Flags that are never set: every attempt asks the services.
-    pub(crate) fn off() -> SoldOutFlags {
-        SoldOutFlags { off: true, ..SoldOutFlags::default() }
-    }
-
     /// The epoch to pass to [`SoldOutFlags::mark_unless_restocked`], read before the call.
     pub(crate) fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
@@ -35,9 +28,6 @@ impl SoldOutFlags {
 
     /// Marks `goods_id` sold out, unless a restock was seen since `epoch`.
     pub(crate) fn mark_unless_restocked(&self, goods_id: i64, epoch: u64) {
-        if self.off {
-            return;
-        }
         let mut goods = self.goods.write().unwrap_or_else(|p| p.into_inner());
         if self.epoch.load(Ordering::Acquire) == epoch {
             goods.insert(goods_id);

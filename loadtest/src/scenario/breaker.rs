@@ -1,6 +1,7 @@
 //! Circuit breaking: one of two stock-service nodes turns slow past the callers' timeout (a
 //! fault proxy between order-service and that node holds every packet 400 ms), with the
-//! per-node breaker off and on (`rpc/src/cluster/breaker.rs`).
+//! per-node breaker off and on (`rpc/src/cluster/breaker.rs`), on one stack: the "without" run
+//! turns breaking off with the live rule `breaker.enabled = false`, the "with" run clears it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use super::load::{self, Crowd};
 use super::stage::{Stage, unlimited};
 use super::{Args, Outcome, Scenario};
 use crate::sandbox::{StackOptions, StockNodes};
+use platform::rules::Rules;
 
 pub const SCENARIO: Scenario = Scenario {
     name: "breaker",
@@ -35,24 +37,29 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     anyhow::ensure!(args.gateway.is_none(), "breaker injects a fault next to a node: it runs on stacks of its own");
     let buyers = args.buyers.unwrap_or(RATE as usize * usize::try_from(args.seconds)?);
     let mut variants = Vec::new();
-    for (name, breaker) in [("no breaker (breaker.enabled = false)", false), ("per-node breaker (default)", true)] {
-        let mut cluster = rpc::ClusterConfig {
-            // Round robin in both variants, so the balancer does not hide the failing node.
-            balancer: rpc::BalancerKind::SmoothRoundRobin,
-            ..Default::default()
-        };
-        cluster.client.default_timeout = TIMEOUT;
-        cluster.breaker.enabled = breaker;
-        eprintln!("variant {name}: starting the stack (two stock-service nodes, one behind a fault proxy)...");
-        let options = StackOptions {
-            stock: StockNodes { instances: 2, proxied: 1, ..Default::default() },
-            stock_cluster: cluster,
-            ..StackOptions::with_limits(unlimited())
-        };
-        let stage = Stage::own(options).await?;
+    let mut cluster = rpc::ClusterConfig {
+        // Round robin in both variants, so the balancer does not hide the failing node.
+        balancer: rpc::BalancerKind::SmoothRoundRobin,
+        ..Default::default()
+    };
+    cluster.client.default_timeout = TIMEOUT;
+    eprintln!("starting the stack (two stock-service nodes, one behind a fault proxy)...");
+    let options = StackOptions {
+        stock: StockNodes { instances: 2, proxied: 1, ..Default::default() },
+        stock_cluster: cluster,
+        ..StackOptions::with_limits(unlimited())
+    };
+    let stage = Stage::own(options).await?;
+    let stack = stage.stack().expect("a stack of its own");
+    for (name, breaker) in [("no breaker (rule breaker.enabled = false)", false), ("per-node breaker (default)", true)]
+    {
+        let mut rules = Rules::default();
+        rules.breaker.enabled = (!breaker).then_some(false);
+        let version = stack.set_rules(rules, "scenario:breaker").await?;
+        eprintln!("variant {name}: rules v{version} followed everywhere");
         let tokens = Arc::new(stage.http.users(u32::try_from(buyers)?).await?);
         let goods_id = stage.http.sale(i32::try_from(buyers)?).await?;
-        let proxy = stage.stack().and_then(|stack| stack.sandbox.stock_proxies.first()).expect("the stack has a proxy");
+        let proxy = stack.sandbox.stock_proxies.first().expect("the stack has a proxy");
         eprintln!(
             "variant {name}: {RATE} buyers/s; after {FAULT_AFTER:?} the second node answers {:?} late...",
             DELAY * 2
@@ -68,9 +75,9 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
             ("buyers refused (not sold out)", load.other.to_string()),
             ("buyer error rate", super::percent(load.other as f64 / load.attempts.max(1) as f64)),
         ];
-        stage.finish().await;
         variants.push((figures, load));
     }
+    stage.finish().await;
     let error_rate = |load: &load::Load| load.other as f64 / load.attempts.max(1) as f64;
     let (before, after) = (error_rate(&variants[0].1), error_rate(&variants[1].1));
     let reproduced = before > 0.05;

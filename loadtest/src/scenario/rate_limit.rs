@@ -1,5 +1,7 @@
 //! Rate limiting: the same crowd, larger than the purchase path can serve, against a gateway
-//! without a limit and one with its global limit (gateway/src/defences/local_limits.rs).
+//! without a limit and one with its global limit (gateway/src/defences/local_limits.rs), on one
+//! stack configured with the limit: the "without" run lifts it by the live rule
+//! `limits.global_per_sec`, the "with" run clears the rule.
 
 use std::sync::Arc;
 
@@ -7,6 +9,7 @@ use super::load::{self, Crowd};
 use super::stage::{Stage, unlimited};
 use super::{Args, Outcome, Scenario};
 use crate::sandbox::StackOptions;
+use platform::rules::Rules;
 
 pub const SCENARIO: Scenario = Scenario {
     name: "rate-limit",
@@ -27,14 +30,21 @@ const LIMIT_PER_SEC: u32 = 800;
 
 pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     anyhow::ensure!(args.gateway.is_none(), "rate-limit compares two gateway settings: it runs on stacks of its own");
+    // The stack is configured with the fix; the "without" run lifts the limit by a live rule.
     let limited = gateway::settings::LimitSettings { global_per_sec: LIMIT_PER_SEC, ..unlimited() };
     let mut variants = Vec::new();
     let mut loads = Vec::new();
-    for (name, limits) in
-        [("no limit".to_owned(), unlimited()), (format!("global limit {LIMIT_PER_SEC} requests/s"), limited)]
-    {
-        eprintln!("variant {name}: starting the stack...");
-        let stage = Stage::own(StackOptions::with_limits(limits)).await?;
+    eprintln!("starting the stack (global limit {LIMIT_PER_SEC} requests/s)...");
+    let stage = Stage::own(StackOptions::with_limits(limited)).await?;
+    let stack = stage.stack().expect("a stack of its own");
+    for (name, lifted) in [
+        ("no limit (rule limits.global_per_sec = 10000000)".to_owned(), Some(unlimited().global_per_sec)),
+        (format!("global limit {LIMIT_PER_SEC} requests/s (configured)"), None),
+    ] {
+        let mut rules = Rules::default();
+        rules.limits.global_per_sec = lifted;
+        let version = stack.set_rules(rules, "scenario:rate-limit").await?;
+        eprintln!("variant {name}: rules v{version} followed everywhere");
         let buyers = OFFERED_PER_SEC as usize * usize::try_from(args.seconds)?;
         let tokens = Arc::new(stage.http.users(u32::try_from(buyers)?).await?);
         let goods_id = stage.http.sale(i32::try_from(buyers)?).await?;
@@ -49,10 +59,10 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
             ("429 answers (with Retry-After)", format!("{} ({})", load.limited, load.limited_with_retry_after)),
             ("other failures", load.other.to_string()),
         ];
-        stage.finish().await;
         variants.push(figures);
         loads.push(load);
     }
+    stage.finish().await;
     let (b99, a99) = (loads[0].p99_ms(), loads[1].p99_ms());
     let after = &loads[1];
     let reproduced = b99 > 200.0;

@@ -2,8 +2,9 @@
 //! fault proxy, and each node runs at most a few calls at once, answering `Overloaded` past
 //! that: load shedding); calls are retried up to 3 times on the other nodes, without a retry
 //! budget and with the default 10% one (`rpc/src/cluster/retry.rs`; its floor for quiet clients,
-//! `budget_min_per_sec`, set to 0 so the bound is the ratio alone). The breakers are off in both
-//! variants, to show the retries alone. What is measured is what the overloaded service is
+//! `budget_min_per_sec`, set to 0 so the bound is the ratio alone), on one stack whose retry
+//! rules the live rules change between the runs (`retry.budget_percent`,
+//! `retry.budget_min_per_sec`). The breakers are off in both variants, to show the retries alone. What is measured is what the overloaded service is
 //! sent: RPC attempts per call asked for, from the clients' own counters
 //! (`rpc_client_requests_total`, `rpc_client_retries_total`).
 
@@ -16,6 +17,7 @@ use super::load::{self, Crowd};
 use super::stage::{Stage, rpc_counter, unlimited};
 use super::{Args, Outcome, Scenario};
 use crate::sandbox::{StackOptions, StockNodes};
+use platform::rules::{RetryRules, Rules};
 
 pub const SCENARIO: Scenario = Scenario {
     name: "retry-storm",
@@ -42,33 +44,33 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let buyers = args.buyers.unwrap_or(RATE as usize * usize::try_from(args.seconds)?);
     let defaults = rpc::ClusterConfig::default().retry;
     let no_budget =
-        rpc::cluster::RetryConfig { budget_ratio: 1000.0, budget_min_per_sec: 1_000_000, ..defaults.clone() };
+        RetryRules { budget_percent: Some(100_000), budget_min_per_sec: Some(1_000_000), ..Default::default() };
     // The floor for quiet clients (`budget_min_per_sec`, 10/s by default) is set to 0, so the
     // bound is the ratio alone.
-    let budget = rpc::cluster::RetryConfig { budget_min_per_sec: 0, ..defaults.clone() };
-    let ratio = f64::from(budget.budget_ratio);
+    let budget = RetryRules { budget_min_per_sec: Some(0), ..Default::default() };
+    let ratio = f64::from(defaults.budget_ratio);
     let mut variants = Vec::new();
     let mut amplification = Vec::new();
+    let mut stock_cluster = rpc::ClusterConfig::default();
+    stock_cluster.breaker.enabled = false;
+    eprintln!("starting the stack ({NODES} stock-service nodes, {IN_FLIGHT} calls at once each)...");
+    let server = rpc::ServerConfig { max_in_flight: IN_FLIGHT, ..Default::default() };
+    let stock = StockNodes { instances: NODES, redis_through_proxy: true, server: Some(server), ..Default::default() };
+    let stage = Stage::own(StackOptions { stock, stock_cluster, ..StackOptions::with_limits(unlimited()) }).await?;
+    let stack = stage.stack().expect("a stack of its own");
     for (name, retry) in [
-        ("no retry budget (budget_ratio = 1000)".to_owned(), no_budget),
-        (format!("retry budget {:.0}% (budget_min_per_sec = 0)", ratio * 100.0), budget),
+        ("no retry budget (rule retry.budget_percent = 100000)".to_owned(), no_budget),
+        (format!("retry budget {:.0}% (rule retry.budget_min_per_sec = 0)", ratio * 100.0), budget),
     ] {
-        let mut stock_cluster = rpc::ClusterConfig { retry, ..Default::default() };
-        stock_cluster.breaker.enabled = false;
-        eprintln!(
-            "variant {name}: starting the stack ({NODES} stock-service nodes, {IN_FLIGHT} calls at once each)..."
-        );
-        let server = rpc::ServerConfig { max_in_flight: IN_FLIGHT, ..Default::default() };
-        let stock =
-            StockNodes { instances: NODES, redis_through_proxy: true, server: Some(server), ..Default::default() };
-        let stage = Stage::own(StackOptions { stock, stock_cluster, ..StackOptions::with_limits(unlimited()) }).await?;
+        let version = stack.set_rules(Rules { retry, ..Default::default() }, "scenario:retry-storm").await?;
+        eprintln!("variant {name}: rules v{version} followed everywhere");
         let tokens = Arc::new(stage.http.users(u32::try_from(buyers)?).await?);
         let goods_id = stage.http.sale(i32::try_from(buyers)?).await?;
-        let redis = stage.stack().and_then(|stack| stack.sandbox.stock_redis_proxy.as_ref()).expect("a Redis proxy");
+        let redis = stack.sandbox.stock_redis_proxy.as_ref().expect("a Redis proxy");
         eprintln!("variant {name}: {RATE} buyers/s while Redis answers the nodes {:?} late...", DELAY * 2);
         // Overloaded from the first buyer on: the budget has only the overload's calls to draw on.
         redis.set(Fault::Latency(DELAY));
-        let endpoints = stage.stack().expect("a stack of its own").stock_endpoints();
+        let endpoints = stack.stock_endpoints();
         let before = Counters::read(&metrics.render(), &endpoints);
         let load = load::run(&stage.http, goods_id, tokens, Crowd { rate: RATE, buyers, clicks: 1 }).await;
         let sent = Counters::read(&metrics.render(), &endpoints).since(&before);
@@ -81,10 +83,10 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
             ("attempts per call", format!("×{attempts_per_call:.2}")),
             ("failed purchases", load.other.to_string()),
         ];
-        stage.finish().await;
         variants.push(figures);
         amplification.push(attempts_per_call);
     }
+    stage.finish().await;
     let (before, after) = (amplification[0], amplification[1]);
     let reproduced = before > 2.0;
     // Every retry withdraws what a tenth of a call deposited: retries ≤ 10% of the calls.

@@ -1,7 +1,9 @@
 //! The sold-out flag: after a sell-out, the crowd keeps coming. With the gateway's in-process
-//! flag (`gateway/src/defences/sold_out.rs`) against without it (`SECKILL_WITHOUT__SOLD_OUT_FLAG`):
-//! Redis commands and order RPCs per attempt once nothing is left, counted by Redis itself
-//! (`INFO stats`) and by the gateway's RPC client (`rpc_client_requests_total`).
+//! flag (`gateway/src/defences/sold_out.rs`) against without it, on one stack: the "without" run
+//! turns the flag off with the live rule `switches.sold_out_flag_off`, as an operator would on
+//! the dashboard, and the "with" run turns it back on. Measured: Redis commands and order RPCs
+//! per attempt once nothing is left, counted by Redis itself (`INFO stats`) and by the gateway's
+//! RPC client (`rpc_client_requests_total`).
 
 use std::sync::Arc;
 
@@ -11,6 +13,7 @@ use contracts::names::ORDER_SERVICE;
 use super::stage::{Stage, rpc_counter, unlimited};
 use super::{Args, Outcome, Scenario};
 use crate::sandbox::StackOptions;
+use platform::rules::Rules;
 
 pub const SCENARIO: Scenario = Scenario {
     name: "sold-out-flag",
@@ -31,19 +34,23 @@ const RATE: u32 = 1_000;
 pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     anyhow::ensure!(
         args.gateway.is_none(),
-        "sold-out-flag compares two gateway settings: it runs on stacks of its own"
+        "sold-out-flag counts every Redis command and RPC of its stack: it runs on a stack of its own"
     );
     let metrics = platform::metrics::prometheus_handle()?;
     let after = args.buyers.unwrap_or(AFTER);
     let redis = testkit::redis_pool().await;
     let mut variants = Vec::new();
     let mut costs = Vec::new();
+    eprintln!("starting the stack...");
+    let stage = Stage::own(StackOptions::with_limits(unlimited())).await?;
+    let stack = stage.stack().expect("a stack of its own");
     for (name, off) in
-        [("no flag (SECKILL_WITHOUT__SOLD_OUT_FLAG)", true), ("in-process sold-out flag (default)", false)]
+        [("no flag (rule switches.sold_out_flag_off)", true), ("in-process sold-out flag (default)", false)]
     {
-        eprintln!("variant {name}: starting the stack...");
-        let without = gateway::settings::Without { sold_out_flag: off, ..Default::default() };
-        let stage = Stage::own(StackOptions { without, ..StackOptions::with_limits(unlimited()) }).await?;
+        let mut rules = Rules::default();
+        rules.switches.sold_out_flag_off = off;
+        let version = stack.set_rules(rules, "scenario:sold-out-flag").await?;
+        eprintln!("variant {name}: rules v{version} followed everywhere");
         let tokens = stage.http.users(u32::try_from(FIRST + after)?).await?;
         let (first, rest) = tokens.split_at(FIRST);
         let goods_id = stage.http.sale(STOCK).await?;
@@ -52,7 +59,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         load::run(&stage.http, goods_id, Arc::new(first.to_vec()), sell_out).await;
         stage.audit(goods_id).await?;
         eprintln!("variant {name}: {after} more buyers after the sell-out...");
-        let endpoints = stage.stack().expect("a stack of its own").order_endpoints();
+        let endpoints = stack.order_endpoints();
         let order_calls = || rpc_counter(&metrics.render(), "rpc_client_requests_total", ORDER_SERVICE, &endpoints);
         let (redis_before, rpc_before) = (commands(&redis).await?, order_calls());
         let crowd = Crowd { rate: RATE, buyers: after, clicks: 1 };
@@ -69,10 +76,10 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
             ("order RPCs per attempt", format!("{:.2}", per_attempt(rpcs))),
             ("p99 of the answers", format!("{:.1} ms", load.p99_all_ms())),
         ];
-        stage.finish().await;
         variants.push(figures);
         costs.push((per_attempt(redis_commands), per_attempt(rpcs), load.p99_all_ms(), load.sold_out == load.attempts));
     }
+    stage.finish().await;
     let ((redis_off, rpc_off, p99_off, all_off), (redis_on, rpc_on, p99_on, all_on)) = (costs[0], costs[1]);
     let reproduced = redis_off >= 2.0 && rpc_off >= 0.9 && all_off;
     let fixed = redis_on < 0.1 && rpc_on < 0.01 && all_on;
