@@ -1,8 +1,11 @@
 // The flash sale as its buyers live it, against a running gateway (scripts/dev-up or
 // docker compose up): USERS buyers, already logged in, each try once to buy one of STOCK units.
 // Each buyer solves the captcha (the gateway's test mode), trades the answer for the hidden path,
-// places the order and polls until the order is settled. Then the audit must find every unit
-// sold exactly once.
+// places the order and polls until the order is settled; a share of the winners (PAY_RATIO) then
+// pays for it, through the payment provider (the sandbox simulator in scripts/dev-up and
+// docker-compose.yml), and polls until the order is paid. Then the audit must find every unit
+// sold exactly once; with WAIT_WINDOW=1 it first waits for the payment window to close, and every
+// order not paid must have been cancelled with its unit back in stock.
 //
 //   k6 run loadtest/seckill.js
 //   k6 run -e USERS=500 -e STOCK=50 -e VUS=50 loadtest/seckill.js
@@ -19,6 +22,10 @@
 //   P95_MS          p95 latency limit of each step, in ms    1000
 //   RESULT_WAIT     seconds a buyer polls for its outcome    60
 //   DRAIN_WAIT      seconds the audit waits for the queue    120
+//   PAY_RATIO       share of winners who pay, 0 to 1         0
+//   PAYMENT_WINDOW  the goods' payment window, in seconds    900
+//   WAIT_WINDOW     1: the teardown waits for the window to  0
+//                   close and checks the cancellations
 // The defaults match scripts/dev-up and docker-compose.yml. k6 copies setup's data, the buyers'
 // tokens, into every VU: memory grows with USERS × VUS (5000 × 200 takes about 0.4 GB,
 // 20000 × 200 about 1.7 GB).
@@ -51,6 +58,10 @@ const ADMIN_PASSWORD = setting('ADMIN_PASSWORD', 'seckill-admin');
 const P95_MS = number('P95_MS', 1000);
 const RESULT_WAIT = number('RESULT_WAIT', 60);
 const DRAIN_WAIT = number('DRAIN_WAIT', 120);
+const PAY_RATIO = Number(setting('PAY_RATIO', '0'));
+if (!(PAY_RATIO >= 0 && PAY_RATIO <= 1)) throw new Error(`PAY_RATIO must be 0 to 1, not ${__ENV.PAY_RATIO}`);
+const PAYMENT_WINDOW = number('PAYMENT_WINDOW', 900);
+const WAIT_WINDOW = setting('WAIT_WINDOW', '0') === '1';
 
 const EXPECTED_ORDERS = Math.min(USERS, STOCK);
 const BULK_CHUNK = 10000; // users per bulk call, well under the gateway's limit
@@ -62,13 +73,15 @@ const duplicates = new Counter('duplicates');
 const rejected = new Counter('rejected'); // no order for another reason; tagged with it
 const timeToResult = new Trend('time_to_result', true); // order request to settled order
 const auditPassed = new Counter('audit_passed');
+const paymentsPaid = new Counter('payments_paid');
+const paymentsFailed = new Counter('payments_failed'); // a payment started that never paid its order
 
 export const options = {
   scenarios: {
     flash_sale: { executor: 'shared-iterations', vus: VUS, iterations: USERS, maxDuration: MAX_DURATION },
   },
   setupTimeout: '10m',
-  teardownTimeout: `${DRAIN_WAIT + 60}s`,
+  teardownTimeout: `${DRAIN_WAIT + 60 + (WAIT_WINDOW ? PAYMENT_WINDOW : 0)}s`,
   thresholds: {
     http_req_failed: ['rate<0.01'],
     'http_req_duration{step:captcha}': [`p(95)<${P95_MS}`],
@@ -77,6 +90,7 @@ export const options = {
     'http_req_duration{step:result}': [`p(95)<${P95_MS}`],
     orders_succeeded: [`count==${EXPECTED_ORDERS}`],
     duplicates: ['count==0'],
+    payments_failed: ['count==0'],
     // A counter, not a check rate: a threshold on checks that never ran would pass.
     audit_passed: ['count==1'],
   },
@@ -111,6 +125,7 @@ export function setup() {
     stock: STOCK,
     start_at: new Date(now - 60 * 1000).toISOString(),
     end_at: new Date(now + 60 * 60 * 1000).toISOString(),
+    payment_window_secs: PAYMENT_WINDOW,
   }, admin, 201);
   adminCall('POST', `/admin/v1/goods/${goods.goods_id}/warmup`, null, admin, 200);
 
@@ -122,7 +137,7 @@ export function setup() {
     for (const user of created.users) tokens.push(user.token);
   }
   console.log(`goods ${goods.goods_id}: ${STOCK} units for ${USERS} buyers, ${VUS} at once`);
-  return { goodsId: goods.goods_id, admin, tokens };
+  return { goodsId: goods.goods_id, admin, tokens, startedAt: Date.now() };
 }
 
 // One buyer per iteration.
@@ -137,6 +152,8 @@ export default function (data) {
     const outcome = tryToBuy(goods, params);
     if (outcome.retryAfter === undefined) {
       record(outcome);
+      // Every buyer's own coin: the share of winners who pay is PAY_RATIO on average.
+      if (outcome.kind === 'succeeded' && Math.random() < PAY_RATIO) pay(outcome.orderId, params);
       return;
     }
     sleep(Math.min(outcome.retryAfter, 5));
@@ -171,11 +188,36 @@ function awaitResult(goods, params, placedAt) {
     const result = response.json();
     if (result.status === 'queued' || result.status === 'none') continue;
     timeToResult.add(Date.now() - placedAt);
-    if (result.status === 'success') return { kind: 'succeeded' };
+    if (result.status === 'success') return { kind: 'succeeded', orderId: result.order_id };
     if (result.status === 'sold_out') return { kind: 'sold_out' };
     return { kind: 'rejected', reason: `result_${result.status}` };
   }
   return { kind: 'rejected', reason: 'result_timeout' };
+}
+
+// Pays the order (a fresh Idempotency-Key per payment) and polls until the provider's callback
+// paid it.
+function pay(orderId, params) {
+  const key = `k6-${exec.scenario.iterationInTest}-${Date.now()}`;
+  const request = params('pay', 'POST /orders/{id}/pay');
+  request.headers['Idempotency-Key'] = key;
+  const started = http.post(`${BASE_URL}/api/v1/orders/${orderId}/pay`, null, request);
+  if (started.status !== 202) {
+    paymentsFailed.add(1, { reason: `HTTP_${started.status}` });
+    return;
+  }
+  const deadline = Date.now() + RESULT_WAIT * 1000;
+  let pause = 0.1;
+  while (Date.now() < deadline) {
+    sleep(pause);
+    pause = Math.min(pause * 2, 1);
+    const order = http.get(`${BASE_URL}/api/v1/orders/${orderId}`, params('order_status', 'GET /orders/{id}'));
+    if (order.status === 200 && order.json('status') === 'paid') {
+      paymentsPaid.add(1);
+      return;
+    }
+  }
+  paymentsFailed.add(1, { reason: 'not_paid' });
 }
 
 // What a non-success answer means for the buyer.
@@ -201,12 +243,19 @@ function record(outcome) {
   else rejected.add(1, { reason: outcome.reason });
 }
 
-// Waits until every accepted ticket is settled, then audits the goods.
+// Waits until every accepted ticket is settled (with WAIT_WINDOW, also until the payment window
+// closed and every unpaid order was cancelled), then audits the goods.
 export function teardown(data) {
   const path = `/admin/v1/goods/${data.goodsId}/audit`;
+  const windowClosed = data.startedAt + PAYMENT_WINDOW * 1000;
+  if (WAIT_WINDOW && Date.now() < windowClosed) {
+    console.log(`waiting ${Math.ceil((windowClosed - Date.now()) / 1000)} s for the payment window to close`);
+    sleep((windowClosed - Date.now()) / 1000);
+  }
   const deadline = Date.now() + DRAIN_WAIT * 1000;
+  const settled = (g) => g.drained && (!WAIT_WINDOW || g.unpaid === 0);
   let report = adminCall('GET', path, null, data.admin, 200);
-  while (!report.goods[0].drained && Date.now() < deadline) {
+  while (!settled(report.goods[0]) && Date.now() < deadline) {
     sleep(1);
     report = adminCall('GET', path, null, data.admin, 200);
   }
@@ -214,13 +263,17 @@ export function teardown(data) {
   console.log(
     `audit of goods ${goods.goods_id}: initial ${goods.initial_stock}, db stock ${goods.db_stock}, ` +
       `redis stock ${goods.redis_stock}, holds ${goods.holds}, orders ${goods.orders}, ` +
-      `duplicates ${goods.duplicates}, oversold ${goods.oversold}, pending tickets ${goods.pending_tickets}`,
+      `duplicates ${goods.duplicates}, oversold ${goods.oversold}, pending tickets ${goods.pending_tickets}, ` +
+      `unpaid ${goods.unpaid}, paid ${goods.paid}, cancelled ${goods.cancelled}`,
   );
   for (const violation of goods.violations) console.error(`audit violation: ${violation}`);
   const passed = check(goods, {
     'audit: every ticket settled': (g) => g.drained,
     'audit: no invariant violated': (g) => report.ok && g.violations.length === 0,
-    [`audit: ${EXPECTED_ORDERS} orders in the database`]: (g) => g.orders === EXPECTED_ORDERS,
+    [`audit: ${EXPECTED_ORDERS} orders in the database`]: (g) =>
+      WAIT_WINDOW ? g.paid + g.cancelled === EXPECTED_ORDERS : g.orders === EXPECTED_ORDERS,
+    'audit: after the window, every unpaid order cancelled and its unit back': (g) =>
+      !WAIT_WINDOW || (g.unpaid === 0 && g.db_stock === g.initial_stock - g.paid && g.redis_stock === g.db_stock),
   });
   if (passed) auditPassed.add(1);
 }

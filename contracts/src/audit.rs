@@ -56,15 +56,26 @@ pub struct GoodsAudit {
     pub redis_stock: Option<i64>,
     /// Holds in Redis.
     pub holds: i64,
-    /// Orders written.
+    /// Live orders (unpaid + paid).
     pub orders: i64,
+    /// Live orders waiting for their payment.
+    pub unpaid: i64,
+    /// Paid orders.
+    pub paid: i64,
+    /// Cancelled orders (their units back on sale).
+    pub cancelled: i64,
+    /// Cancelled orders whose unit is not back in Redis yet.
+    pub returns_pending: i64,
+    /// Late payments not refunded yet.
+    pub refunds_pending: i64,
     /// Orders beyond one per buyer.
     pub duplicates: i64,
     /// Orders beyond the initial stock.
     pub oversold: i64,
     /// Accepted tickets not settled yet.
     pub pending_tickets: i64,
-    /// Whether every accepted ticket is settled (the Redis invariant only holds then).
+    /// Whether every accepted ticket is settled and every cancelled unit back in Redis (the
+    /// Redis invariant only holds then).
     pub drained: bool,
     /// Broken invariants, in words; empty when all hold.
     pub violations: Vec<String>,
@@ -83,11 +94,21 @@ impl GoodsAudit {
         if duplicates > 0 {
             violations.push(format!("{duplicates} users ordered more than once"));
         }
-        if level.db_stock + orders.orders != initial {
+        if orders.unpaid + orders.paid != orders.orders {
             violations
-                .push(format!("database stock {} + orders {} != initial {initial}", level.db_stock, orders.orders));
+                .push(format!("unpaid {} + paid {} != live orders {}", orders.unpaid, orders.paid, orders.orders));
         }
-        let drained = orders.pending_tickets == 0;
+        // Cancelled units are back in PostgreSQL's stock: it counts only the live orders.
+        if level.db_stock + orders.unpaid + orders.paid != initial {
+            violations.push(format!(
+                "database stock {} + unpaid {} + paid {} != initial {initial}",
+                level.db_stock, orders.unpaid, orders.paid
+            ));
+        }
+        if orders.paid_and_cancelled > 0 {
+            violations.push(format!("{} cancelled orders kept a successful payment", orders.paid_and_cancelled));
+        }
+        let drained = orders.pending_tickets == 0 && orders.returns_pending == 0;
         if let (true, Some(redis_stock)) = (drained, level.redis_stock) {
             if redis_stock + level.holds != initial {
                 violations.push(format!("Redis stock {redis_stock} + holds {} != initial {initial}", level.holds));
@@ -100,6 +121,11 @@ impl GoodsAudit {
             redis_stock: level.redis_stock,
             holds: level.holds,
             orders: orders.orders,
+            unpaid: orders.unpaid,
+            paid: orders.paid,
+            cancelled: orders.cancelled,
+            returns_pending: orders.returns_pending,
+            refunds_pending: orders.refunds_pending,
             duplicates,
             oversold,
             pending_tickets: orders.pending_tickets,
@@ -123,7 +149,18 @@ mod tests {
     }
 
     fn orders(orders: i64, buyers: i64, pending_tickets: i64) -> OrderAudit {
-        OrderAudit { orders, buyers, pending_tickets, failed_tickets: 0 }
+        OrderAudit {
+            orders,
+            buyers,
+            unpaid: orders,
+            paid: 0,
+            cancelled: 0,
+            returns_pending: 0,
+            refunds_pending: 0,
+            paid_and_cancelled: 0,
+            pending_tickets,
+            failed_tickets: 0,
+        }
     }
 
     #[test]
@@ -138,6 +175,23 @@ mod tests {
         assert_eq!(audit.oversold, 2);
         assert_eq!(audit.duplicates, 1);
         assert_eq!(audit.violations.len(), 4, "{:?}", audit.violations);
+    }
+
+    #[test]
+    fn cancelled_units_count_as_stock_again_and_a_kept_payment_is_a_violation() {
+        // 10 units: 3 unpaid, 4 paid, 2 cancelled (back in both stores), so 3 left in each.
+        let sale = OrderAudit { unpaid: 3, paid: 4, cancelled: 2, ..orders(7, 7, 0) };
+        let audit = GoodsAudit::of(7, &level(3, Some(3), 7), &sale);
+        assert!(audit.is_clean(), "{:?}", audit.violations);
+        // The cancelled units not returned to PostgreSQL: the stock no longer adds up.
+        assert!(!GoodsAudit::of(7, &level(1, Some(3), 7), &sale).is_clean());
+        let kept = OrderAudit { paid_and_cancelled: 1, ..sale };
+        let audit = GoodsAudit::of(7, &level(3, Some(3), 7), &kept);
+        assert_eq!(audit.violations.len(), 1, "{:?}", audit.violations);
+        // A cancelled unit on its way back to Redis: not drained, the Redis check waits.
+        let returning = OrderAudit { returns_pending: 1, ..sale };
+        let audit = GoodsAudit::of(7, &level(3, Some(2), 8), &returning);
+        assert!(!audit.drained && audit.is_clean(), "{:?}", audit.violations);
     }
 
     #[test]

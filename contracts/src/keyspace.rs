@@ -274,6 +274,13 @@ impl SaleLock {
 ///                                               │ rejected, or delivered too often
 ///                                               ▼
 ///                                    {p}.orders.dlx (fanout) ──► {p}.orders.dead
+///
+/// worker, after writing an order ──► {p}.orders.unpaid.<window>s (quorum queue, message TTL = the
+///                                    │ payment window; one queue per window, so the head always
+///                                    │ expires first)
+///                                    ▼ TTL expired (dead-lettered at least once)
+///                          {p}.orders.expired.dlx (fanout) ──► {p}.orders.expired ──► the workers
+///                                                              cancel what is still unpaid
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OrderQueues {
@@ -285,6 +292,11 @@ pub struct OrderQueues {
     pub dead_exchange: String,
     /// Where dead letters wait.
     pub dead_queue: String,
+    /// Fanout exchange the payment timers are dead-lettered to when they expire.
+    pub expired_exchange: String,
+    /// Where expired payment timers wait for the workers.
+    pub expired_queue: String,
+    prefix: String,
 }
 
 impl OrderQueues {
@@ -300,7 +312,15 @@ impl OrderQueues {
             queue: format!("{prefix}.orders.create"),
             dead_exchange: format!("{prefix}.orders.dlx"),
             dead_queue: format!("{prefix}.orders.dead"),
+            expired_exchange: format!("{prefix}.orders.expired.dlx"),
+            expired_queue: format!("{prefix}.orders.expired"),
+            prefix: prefix.to_owned(),
         }
+    }
+
+    /// The queue where the payment timers of a `window_secs` window wait (their TTL).
+    pub fn unpaid_queue(&self, window_secs: u32) -> String {
+        format!("{}.orders.unpaid.{window_secs}s", self.prefix)
     }
 }
 
@@ -363,6 +383,7 @@ mod tests {
         assert_eq!(keys.worker_lease(5), "sk:snowflake:worker:5");
         assert_eq!(keys.reconciler_lock(), "sk:reconciler:lock");
         assert_eq!(OrderQueues::new("seckill").queue, "seckill.orders.create");
+        assert_eq!(OrderQueues::new("seckill").unpaid_queue(900), "seckill.orders.unpaid.900s");
         let ip = keys.ip("10.0.0.1");
         assert_eq!((ip.brush(), ip.ban()), ("sk:{ip:10.0.0.1}:brush".to_owned(), "sk:{ip:10.0.0.1}:ban".to_owned()));
         assert_eq!(keys.sign_in_failures("alice"), "sk:{n:alice}:sign_in_failures");

@@ -39,6 +39,61 @@ pub enum OrderResult {
     SoldOut,
     /// This user has no purchase of this goods.
     None,
+    /// The order was cancelled (unpaid in time, or by the buyer): its unit is back on sale and
+    /// the buyer may buy again.
+    Cancelled {
+        /// The cancelled order's id.
+        order_id: i64,
+    },
+}
+
+/// Where an order is in its lifecycle: `unpaid → paid`, `unpaid → cancelled`. A payment that
+/// arrives for a cancelled order is refunded; the order stays cancelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Written; its unit is held until the payment window closes.
+    Unpaid,
+    /// Paid in time.
+    Paid,
+    /// Cancelled; its unit went back on sale.
+    Cancelled,
+}
+
+impl OrderStatus {
+    /// The name in the API and in the database.
+    pub fn name(self) -> &'static str {
+        match self {
+            OrderStatus::Unpaid => "unpaid",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// The status named `name`, if any.
+    pub fn from_name(name: &str) -> Option<OrderStatus> {
+        [OrderStatus::Unpaid, OrderStatus::Paid, OrderStatus::Cancelled].into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// Why an order was cancelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelReason {
+    /// Its payment window closed unpaid.
+    Timeout,
+    /// Its buyer cancelled it.
+    Buyer,
+}
+
+impl CancelReason {
+    /// The name in the API and in the database.
+    pub fn name(self) -> &'static str {
+        match self {
+            CancelReason::Timeout => "timeout",
+            CancelReason::Buyer => "buyer",
+        }
+    }
 }
 
 /// An order as stored.
@@ -52,12 +107,92 @@ pub struct OrderView {
     pub goods_id: i64,
     /// The ticket it came from.
     pub ticket: Uuid,
-    /// Price paid, in cents.
+    /// Price to pay, in cents.
     pub price_cents: i64,
-    /// Status (`created`).
-    pub status: String,
+    /// Where it is in its lifecycle.
+    pub status: OrderStatus,
     /// When it was written.
     pub created_at: DateTime<Utc>,
+    /// When its payment window closes.
+    pub expires_at: DateTime<Utc>,
+    /// When it was paid.
+    pub paid_at: Option<DateTime<Utc>>,
+    /// When it was cancelled.
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// Why it was cancelled.
+    pub cancel_reason: Option<CancelReason>,
+}
+
+/// One page of a buyer's orders, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderPage {
+    /// The orders.
+    pub orders: Vec<OrderView>,
+    /// Pass as `before` for the next page; `None` on the last one.
+    pub next_before: Option<i64>,
+}
+
+/// The most orders one page holds.
+pub const MAX_PAGE: u32 = 100;
+
+/// The timer of one order's payment window: published when the order is written, dead-lettered
+/// by the broker when the window closes, and consumed by the workers, which cancel the order if
+/// it is still unpaid (JSON; its AMQP message id is the order id).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpiryMessage {
+    /// The order.
+    pub order_id: i64,
+    /// Its goods.
+    pub goods_id: i64,
+    /// When its window closes.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A payment of an order through the payment provider.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentView {
+    /// Our id of the payment.
+    pub payment_id: i64,
+    /// The order it pays.
+    pub order_id: i64,
+    /// The amount, in cents.
+    pub amount_cents: i64,
+    /// `pending` (the provider has it; its callback comes), `succeeded`, `failed`, `refunding`
+    /// or `refunded` (it came after the order could no longer be paid).
+    pub status: String,
+    /// The provider (`sandbox`: the simulator).
+    pub provider: String,
+    /// The provider's id of the payment intent.
+    pub provider_ref: Option<String>,
+}
+
+/// What the sandbox payment provider (a simulator, development only) should do with one
+/// payment. A real provider refuses these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxInstructions {
+    /// Whether the payment succeeds.
+    pub succeed: bool,
+    /// How long after the intent its callback comes, in ms (beyond the payment window: a late
+    /// payment).
+    pub callback_after_ms: u64,
+}
+
+/// The header a payment provider's callback carries its signature in:
+/// `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
+pub const SIGNATURE_HEADER: &str = "Seckill-Signature";
+
+/// What a verified provider callback did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CallbackOutcome {
+    /// The order is paid.
+    Paid,
+    /// The payment failed; the order is still unpaid and may be paid again in its window.
+    Failed,
+    /// The money came when the order could no longer be paid (cancelled, expired, or paid by
+    /// another payment): refunded; the order is as it was.
+    Refunded,
+    /// Seen before: nothing changed.
+    Duplicate,
 }
 
 /// The order message on the broker (JSON; its AMQP message id is the ticket id).
@@ -76,10 +211,23 @@ pub struct OrderMessage {
 /// What the orders side knows of one goods, for the audit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderAudit {
-    /// Orders written.
+    /// Live orders (unpaid + paid): the units sold or held for a payment.
     pub orders: i64,
     /// Distinct buyers among them (equal to `orders` unless someone bought twice).
     pub buyers: i64,
+    /// Live orders waiting for their payment.
+    pub unpaid: i64,
+    /// Paid orders.
+    pub paid: i64,
+    /// Cancelled orders (their units back in PostgreSQL's stock).
+    pub cancelled: i64,
+    /// Cancelled orders whose unit is not back in the Redis sale state yet.
+    pub returns_pending: i64,
+    /// Payments that came for an order they could not pay and are not refunded yet.
+    pub refunds_pending: i64,
+    /// Cancelled orders that kept a successful payment: must be 0 (a cancelled order is never
+    /// also paid).
+    pub paid_and_cancelled: i64,
     /// Accepted tickets whose outcome is not known yet.
     pub pending_tickets: i64,
     /// Accepted tickets that ended as an explicit failure.
@@ -110,6 +258,24 @@ pub enum OrderError {
     /// No such order.
     #[error("no such order")]
     NotFound,
+    /// The order is paid: it can be neither paid again nor cancelled.
+    #[error("the order is paid")]
+    AlreadyPaid,
+    /// The order is cancelled: it can no longer be paid.
+    #[error("the order is cancelled")]
+    AlreadyCancelled,
+    /// The order's payment window closed.
+    #[error("the payment window closed")]
+    PaymentWindowClosed,
+    /// This Idempotency-Key was used for another order.
+    #[error("the idempotency key was used for another request")]
+    IdempotencyKeyReused,
+    /// A provider callback whose signature does not verify (or is too old).
+    #[error("bad signature")]
+    BadSignature,
+    /// The request is not valid.
+    #[error("invalid: {0}")]
+    Invalid(String),
     /// The call carries no valid identity token.
     #[error("no valid caller identity")]
     Unauthenticated,
@@ -141,4 +307,29 @@ pub trait OrderService {
     /// Order counts of a goods, for the audit. Admins and services.
     #[rpc(idempotent)]
     async fn audit(&self, goods_id: i64) -> Result<OrderAudit, OrderError>;
+    /// The calling user's orders, newest first: at most `limit` (1 to [`MAX_PAGE`]) with ids
+    /// below `before` (all when `None`). Users only.
+    #[rpc(idempotent)]
+    async fn list_orders(&self, before: Option<i64>, limit: u32) -> Result<OrderPage, OrderError>;
+    /// Starts paying the calling user's unpaid order through the payment provider. The same
+    /// `idempotency_key` (the buyer's, per user) is the same payment: asked again it answers the
+    /// same payment and never charges twice. `sandbox`: what the sandbox provider should do
+    /// (refused by a real one). Users only.
+    #[rpc(idempotent)]
+    async fn pay(
+        &self,
+        order_id: i64,
+        idempotency_key: String,
+        sandbox: Option<SandboxInstructions>,
+    ) -> Result<PaymentView, OrderError>;
+    /// Cancels the calling user's unpaid order: its unit goes back on sale (PostgreSQL and
+    /// Redis) and the buyer may buy again. Cancelling a cancelled order answers it as it is.
+    /// Users only.
+    #[rpc(idempotent)]
+    async fn cancel(&self, order_id: i64) -> Result<OrderView, OrderError>;
+    /// A payment provider's callback, as received (the raw body and its signature header):
+    /// order-service verifies the signature (HMAC) before anything else. Services only (the
+    /// gateway relays its webhook endpoint).
+    #[rpc(idempotent)]
+    async fn payment_callback(&self, payload: Vec<u8>, signature: String) -> Result<CallbackOutcome, OrderError>;
 }

@@ -32,10 +32,24 @@ pub struct NewGoods {
     /// through the stock-service's script (`lua_mq`, `redis_lua_sync_db`) take them.
     #[serde(default = "one_bucket")]
     pub buckets: u16,
+    /// How long a won unit waits for its payment, in seconds (1 to 86,400; default
+    /// [`DEFAULT_PAYMENT_WINDOW_SECS`]): an order unpaid by then is cancelled and its unit
+    /// put back on sale.
+    #[serde(default = "default_payment_window")]
+    pub payment_window_secs: u32,
 }
+
+/// The payment window of a goods that names none: 15 minutes.
+pub const DEFAULT_PAYMENT_WINDOW_SECS: u32 = 900;
+/// The longest payment window: a day.
+pub const MAX_PAYMENT_WINDOW_SECS: u32 = 86_400;
 
 fn one_bucket() -> u16 {
     1
+}
+
+fn default_payment_window() -> u32 {
+    DEFAULT_PAYMENT_WINDOW_SECS
 }
 
 /// How a purchase of a goods takes its unit. The production path is [`PurchaseStrategy::LuaMq`]
@@ -128,6 +142,8 @@ pub struct GoodsView {
     pub strategy: PurchaseStrategy,
     /// Redis stock buckets.
     pub buckets: u16,
+    /// How long a won unit waits for its payment, in seconds.
+    pub payment_window_secs: u32,
 }
 
 /// What `reserve` decided, atomically, in one Lua script.

@@ -64,6 +64,12 @@ impl AppState {
         self.orders.clone().with_credential(self.identities.user_credential(actor))
     }
 
+    /// order-service, the calls carrying the gateway's own identity (for what no user asks: the
+    /// payment provider's callbacks).
+    pub(crate) fn orders_as_gateway(&self) -> OrderServiceClient<Cluster> {
+        self.orders.clone().with_credential(self.identities.service_credential(contracts::Service::Gateway))
+    }
+
     /// stock-service, the calls carrying `actor`'s identity.
     pub(crate) fn stock_for(&self, actor: Actor) -> StockServiceClient<Cluster> {
         self.stock.clone().with_credential(self.identities.user_credential(actor))

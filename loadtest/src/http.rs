@@ -102,10 +102,26 @@ impl Http {
         self.create_sale(stock, PurchaseStrategy::LuaMq, buckets).await
     }
 
+    /// [`Http::sale`], its orders waiting `payment_window_secs` for their payment.
+    pub async fn sale_with_window(&self, stock: i32, payment_window_secs: u32) -> anyhow::Result<i64> {
+        self.create_sale_with(stock, PurchaseStrategy::LuaMq, 1, payment_window_secs).await
+    }
+
     async fn create_sale(&self, stock: i32, strategy: PurchaseStrategy, buckets: u16) -> anyhow::Result<i64> {
+        self.create_sale_with(stock, strategy, buckets, contracts::stock::DEFAULT_PAYMENT_WINDOW_SECS).await
+    }
+
+    async fn create_sale_with(
+        &self,
+        stock: i32,
+        strategy: PurchaseStrategy,
+        buckets: u16,
+        payment_window_secs: u32,
+    ) -> anyhow::Result<i64> {
         let now = Utc::now();
         let goods = json!({"name": format!("Sale by {} in {buckets} bucket(s)", strategy.name()), "price_cents": 100,
             "seckill_price_cents": 1, "stock": stock, "strategy": strategy, "buckets": buckets,
+            "payment_window_secs": payment_window_secs,
             "start_at": now - chrono::Duration::minutes(1), "end_at": now + chrono::Duration::hours(1)});
         let (status, body) = self.post("/admin/v1/goods", &self.admin, goods).await?;
         anyhow::ensure!(status == 201, "create goods: {status} {body}");
@@ -132,6 +148,35 @@ impl Http {
         }
         let path = path.body["path"].as_str().unwrap_or_default();
         next().post_reply(&format!("/api/v1/seckill/goods/{goods_id}/{path}/orders"), token, json!({})).await
+    }
+
+    /// The buyer's order of `goods_id` (as a string id), once its ticket settled as a success.
+    pub async fn order_of(&self, goods_id: i64, token: &str) -> anyhow::Result<Option<String>> {
+        for _ in 0..600 {
+            let (status, body) = self.get(&format!("/api/v1/seckill/goods/{goods_id}/result"), token).await?;
+            anyhow::ensure!(status == 200, "result: {status} {body}");
+            match body["status"].as_str() {
+                Some("queued") => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+                Some("success") => return Ok(body["order_id"].as_str().map(str::to_owned)),
+                _ => return Ok(None),
+            }
+        }
+        anyhow::bail!("the ticket never settled")
+    }
+
+    /// Pays an order through the payment provider (a fresh Idempotency-Key): the payment's status.
+    pub async fn pay(&self, order_id: &str, token: &str) -> anyhow::Result<String> {
+        let response = self
+            .client
+            .post(format!("{}/api/v1/orders/{order_id}/pay", self.base))
+            .bearer_auth(token)
+            .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        anyhow::ensure!(status == 202, "pay: {status} {body}");
+        Ok(body["status"].as_str().unwrap_or_default().to_owned())
     }
 
     /// The buyer's result for `goods_id`: `queued`, `success`, `failed`, `sold_out` or `none`.

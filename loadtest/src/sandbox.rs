@@ -72,6 +72,7 @@ impl Sandbox {
                 database: db.settings(),
                 redis: RedisSettings::with_prefix(&prefix),
                 without: nodes.without.clone(),
+                ..Default::default()
             };
             if let Some(proxy) = &stock_redis_proxy {
                 settings.redis.url = SecretString::from(format!("redis://{}", proxy.addr()));
@@ -137,6 +138,7 @@ impl Sandbox {
             end_at: now + chrono::Duration::hours(1),
             strategy: Default::default(),
             buckets: 1,
+            payment_window_secs: contracts::stock::DEFAULT_PAYMENT_WINDOW_SECS,
         };
         let admin = self.stock.clone().with_credential(testkit::as_admin());
         let goods_id = admin.create_goods(goods).await?.goods_id;
@@ -149,7 +151,11 @@ impl Sandbox {
         for app in self.stock_apps {
             app.stop().await;
         }
-        order_service::broker::Topology::remove(&self.order_settings.broker).await;
+        order_service::broker::Topology::remove(
+            &self.order_settings.broker,
+            &[contracts::stock::DEFAULT_PAYMENT_WINDOW_SECS],
+        )
+        .await;
         testkit::clear_redis_prefix(&self.redis, &self.prefix).await;
     }
 }
@@ -230,6 +236,13 @@ impl FullStack {
         .await?;
         let mut order_settings = sandbox.order_settings.clone();
         order_settings.without = options.order_without.clone();
+        // Payments through the sandbox provider (a simulator), calling the first gateway's
+        // webhook back: its port is chosen now, since order-service starts first.
+        let first_gateway_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        order_settings.node.env = platform::env::Environment::Development;
+        order_settings.payment.provider = order_service::settings::ProviderKind::Sandbox;
+        order_settings.payment.sandbox.webhook_url =
+            format!("http://127.0.0.1:{first_gateway_port}/api/v1/payments/webhook");
         let mut broker_proxy = None;
         if options.broker_through_proxy {
             let url = testkit::amqp_url();
@@ -259,8 +272,12 @@ impl FullStack {
             ..Default::default()
         };
         let (mut gateways, mut base_urls, mut metrics_urls) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..options.gateways.max(1) {
-            let app = gateway::Application::build(settings.clone()).await?;
+        for n in 0..options.gateways.max(1) {
+            let mut settings = settings.clone();
+            if n == 0 {
+                settings.listen = format!("127.0.0.1:{first_gateway_port}");
+            }
+            let app = gateway::Application::build(settings).await?;
             base_urls.push(format!("http://127.0.0.1:{}", app.port()));
             metrics_urls.extend(app.metrics_port().map(|port| format!("http://127.0.0.1:{port}/metrics")));
             gateways.push(app.spawn());

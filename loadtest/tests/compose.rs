@@ -225,7 +225,13 @@ fn hosts_are_local_for_dev_up_and_compose_services_waited_for_in_compose() {
             let value = compose_value(key, value);
             if let Some(host) = url_host(&value) {
                 assert!(compose.services.contains_key(host), "compose: {name} {key} names no service: {host}");
-                assert!(service.depends_on.contains_key(host), "compose: {name} uses {host} but does not wait for it");
+                // The sandbox payment provider calls the gateway back, which itself waits for
+                // order-service: waiting for it would be a cycle (its callbacks are retried).
+                let calls_back = key == "SECKILL_PAYMENT__SANDBOX__WEBHOOK_URL";
+                assert!(
+                    calls_back || service.depends_on.contains_key(host),
+                    "compose: {name} uses {host} but does not wait for it"
+                );
             }
         }
     }

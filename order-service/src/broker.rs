@@ -4,7 +4,17 @@
 //! The order queue is declared with the arguments that never change (quorum, its dead-letter
 //! exchange) and nothing else: its delivery limit is a policy (`seckill-orders`, set by the
 //! `rabbitmq-policy` service of docker-compose.yml; dev-up leaves the machine's RabbitMQ as it
-//! is), which an operator can change on a live queue. A queue argument, once
+//! is), which an operator can change on a live queue.
+//!
+//! Payment timers: each written order's [`ExpiryMessage`] waits in a quorum queue of its goods'
+//! payment window (`{p}.orders.unpaid.<window>s`) whose message TTL is that window, and is
+//! dead-lettered (at least once) into `{p}.orders.expired` when it runs out. One queue per window,
+//! because a queue expires only the message at its head: with mixed windows in one queue a
+//! 15-minute timer would hold back every 5-second one behind it. A wait queue deletes itself when
+//! unused for twice its window plus ten minutes (`x-expires`), and is declared again by a
+//! publisher long before that, so windows no goods uses any more leave nothing behind. (The
+//! delayed-message plugin would do with one exchange, but it is not part of RabbitMQ, not
+//! installed here, and keeps its messages on one node only, unreplicated.) A queue argument, once
 //! declared, can never change: a newer version declaring other arguments than the running queue
 //! has would fail to start with PRECONDITION_FAILED. Should that happen anyway (a queue declared
 //! by an older version, with `x-delivery-limit`), the queue is used as it is, with a warning.
@@ -12,8 +22,11 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use std::collections::HashMap;
+use std::time::Instant;
+
 use contracts::keyspace::OrderQueues;
-use contracts::order::OrderMessage;
+use contracts::order::{ExpiryMessage, OrderMessage};
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
     QueueDeclareOptions, QueueDeleteOptions,
@@ -73,6 +86,24 @@ impl Topology {
                 FieldTable::default(),
             )
             .await?;
+        channel
+            .exchange_declare(
+                self.names.expired_exchange.as_str().into(),
+                ExchangeKind::Fanout,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        channel.queue_declare(self.names.expired_queue.as_str().into(), durable_queue, quorum()).await?;
+        channel
+            .queue_bind(
+                self.names.expired_queue.as_str().into(),
+                self.names.expired_exchange.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
         let mut arguments = FieldTable::default();
         // A quorum queue replicates across a cluster and counts deliveries itself.
         arguments.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from("quorum")));
@@ -111,24 +142,47 @@ impl Topology {
 }
 
 impl Topology {
-    /// Deletes the queues and exchanges.
-    pub async fn delete(&self, channel: &Channel) -> lapin::Result<()> {
-        for queue in [&self.names.queue, &self.names.dead_queue] {
+    /// Declares the wait queue of a `window_secs` payment window (idempotent).
+    pub async fn declare_unpaid_queue(&self, channel: &Channel, window_secs: u32) -> lapin::Result<String> {
+        let queue = self.names.unpaid_queue(window_secs);
+        let window_ms = i64::from(window_secs) * 1000;
+        let mut arguments = quorum();
+        arguments.insert("x-message-ttl".into(), AMQPValue::LongLongInt(window_ms));
+        arguments.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(LongString::from(self.names.expired_exchange.as_str())),
+        );
+        // Kept by the queue until the expired queue has it: a timer is not lost between the two.
+        arguments.insert("x-dead-letter-strategy".into(), AMQPValue::LongString(LongString::from("at-least-once")));
+        arguments.insert("x-overflow".into(), AMQPValue::LongString(LongString::from("reject-publish")));
+        arguments
+            .insert("x-expires".into(), AMQPValue::LongLongInt(unpaid_queue_expiry(window_secs).as_millis() as i64));
+        let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+        channel.queue_declare(queue.as_str().into(), durable, arguments).await?;
+        Ok(queue)
+    }
+
+    /// Deletes the queues and exchanges, and the wait queues of `windows` (seconds).
+    pub async fn delete(&self, channel: &Channel, windows: &[u32]) -> lapin::Result<()> {
+        let unpaid: Vec<String> = windows.iter().map(|window| self.names.unpaid_queue(*window)).collect();
+        for queue in [&self.names.queue, &self.names.dead_queue, &self.names.expired_queue].into_iter().chain(&unpaid) {
             channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await?;
         }
-        for exchange in [&self.names.exchange, &self.names.dead_exchange] {
+        for exchange in [&self.names.exchange, &self.names.dead_exchange, &self.names.expired_exchange] {
             channel.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default()).await?;
         }
         Ok(())
     }
 
     /// Deletes the queues and exchanges under `settings` from the broker, if it answers (tests
-    /// and benchmarks clean up with this).
-    pub async fn remove(settings: &BrokerSettings) {
+    /// and benchmarks clean up with this), with the wait queues of the payment windows in
+    /// `windows` (seconds; any other deletes itself, unused, within twice its window plus ten
+    /// minutes).
+    pub async fn remove(settings: &BrokerSettings, windows: &[u32]) {
         let topology = Topology::new(settings);
         if let Ok(connection) = connect(&settings.url).await {
             if let Ok(channel) = connection.create_channel().await {
-                let _ = topology.delete(&channel).await;
+                let _ = topology.delete(&channel, windows).await;
                 close(&connection, channel).await;
             }
         }
@@ -141,6 +195,33 @@ impl Topology {
             channel.queue_declare(self.names.dead_queue.as_str().into(), passive, FieldTable::default()).await?;
         Ok(queue.message_count())
     }
+}
+
+/// A publish the broker must route somewhere (else it comes back, and is not "stored").
+fn mandatory() -> BasicPublishOptions {
+    BasicPublishOptions { mandatory: true, ..Default::default() }
+}
+
+/// A persistent JSON message.
+fn persistent(message_id: &str) -> BasicProperties {
+    BasicProperties::default()
+        .with_message_id(ShortString::from(message_id))
+        .with_content_type(ShortString::from("application/json"))
+        .with_delivery_mode(2)
+}
+
+/// The arguments of a quorum queue.
+fn quorum() -> FieldTable {
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from("quorum")));
+    arguments
+}
+
+/// How long a wait queue lives unused: twice its window plus ten minutes. Publishers declare it
+/// again at a quarter of that, so it never goes while a timer waits in it (a timer waits at most
+/// one window).
+fn unpaid_queue_expiry(window_secs: u32) -> Duration {
+    Duration::from_secs(2 * u64::from(window_secs) + 600)
 }
 
 /// Whether the broker refused a declaration because the object exists with other arguments.
@@ -186,6 +267,8 @@ pub struct Publisher {
     reconnect: tokio::sync::Mutex<()>,
     /// Wait for the broker's confirm (off only with `SECKILL_WITHOUT__PUBLISHER_CONFIRMS`).
     confirms: bool,
+    /// When each payment window's wait queue was last declared.
+    unpaid_queues: Mutex<HashMap<u32, Instant>>,
 }
 
 impl Publisher {
@@ -206,6 +289,7 @@ impl Publisher {
             channel: Mutex::new(None),
             reconnect: tokio::sync::Mutex::new(()),
             confirms,
+            unpaid_queues: Mutex::new(HashMap::new()),
         };
         publisher.open().await?;
         Ok(publisher)
@@ -264,26 +348,90 @@ impl Publisher {
         let timeout = patience.map_or(self.confirm_timeout, |patience| patience.min(self.confirm_timeout));
         let payload = serde_json::to_vec(message).map_err(|e| PublishError::Refused(e.to_string()))?;
         let channel = self.channel().await?;
-        let properties = BasicProperties::default()
-            .with_message_id(ShortString::from(message.ticket.to_string()))
-            .with_content_type(ShortString::from("application/json"))
-            .with_delivery_mode(2); // persistent
-        let options = BasicPublishOptions { mandatory: true, ..Default::default() };
+        let exchange = self.topology.names.exchange.as_str();
+        self.send(&channel, exchange, ROUTING_KEY, &message.ticket.to_string(), &payload, timeout).await
+    }
+
+    /// Starts the payment timers of orders, each (message, window in seconds): a message waits
+    /// in its window's queue and reaches the workers when the window closes. All are sent
+    /// before any confirm is awaited (a batch of a thousand is one wait, not a thousand);
+    /// returns once the broker confirmed every one.
+    pub async fn publish_timers(&self, timers: &[(ExpiryMessage, u32)]) -> Result<(), PublishError> {
+        if timers.is_empty() {
+            return Ok(());
+        }
+        let channel = self.channel().await?;
+        let timeout = self.confirm_timeout;
+        tokio::time::timeout(timeout, async {
+            let mut confirms = Vec::with_capacity(timers.len());
+            for (message, window_secs) in timers {
+                let queue = self.unpaid_queue(&channel, *window_secs).await?;
+                let payload = serde_json::to_vec(message).map_err(|e| PublishError::Refused(e.to_string()))?;
+                // The default exchange routes by queue name.
+                let confirm = channel
+                    .basic_publish(
+                        "".into(),
+                        queue.as_str().into(),
+                        mandatory(),
+                        &payload,
+                        persistent(&message.order_id.to_string()),
+                    )
+                    .await
+                    .map_err(|e| PublishError::Unreachable(e.to_string()))?;
+                confirms.push(confirm);
+            }
+            for confirm in confirms {
+                self.check(confirm.await.map_err(|e| PublishError::Unreachable(e.to_string()))?)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|_| PublishError::Unconfirmed(timeout))?
+    }
+
+    /// The wait queue of `window_secs`, declared if this publisher has not declared it lately.
+    async fn unpaid_queue(&self, channel: &Channel, window_secs: u32) -> Result<String, PublishError> {
+        let redeclare_after = unpaid_queue_expiry(window_secs) / 4;
+        let fresh = {
+            let declared = self.unpaid_queues.lock().unwrap_or_else(|p| p.into_inner());
+            declared.get(&window_secs).is_some_and(|at| at.elapsed() < redeclare_after)
+        };
+        if fresh {
+            return Ok(self.topology.names.unpaid_queue(window_secs));
+        }
+        let queue = self
+            .topology
+            .declare_unpaid_queue(channel, window_secs)
+            .await
+            .map_err(|e| PublishError::Unreachable(e.to_string()))?;
+        self.unpaid_queues.lock().unwrap_or_else(|p| p.into_inner()).insert(window_secs, Instant::now());
+        Ok(queue)
+    }
+
+    /// Publishes one persistent JSON message and waits up to `timeout` for the confirm.
+    async fn send(
+        &self,
+        channel: &Channel,
+        exchange: &str,
+        routing_key: &str,
+        message_id: &str,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<(), PublishError> {
         let confirmed = tokio::time::timeout(timeout, async {
             let confirm = channel
-                .basic_publish(
-                    self.topology.names.exchange.as_str().into(),
-                    ROUTING_KEY.into(),
-                    options,
-                    &payload,
-                    properties,
-                )
+                .basic_publish(exchange.into(), routing_key.into(), mandatory(), payload, persistent(message_id))
                 .await
                 .map_err(|e| PublishError::Unreachable(e.to_string()))?;
             confirm.await.map_err(|e| PublishError::Unreachable(e.to_string()))
         })
         .await
         .map_err(|_| PublishError::Unconfirmed(timeout))??;
+        self.check(confirmed)
+    }
+
+    /// What the broker's answer to one publish means.
+    fn check(&self, confirmed: lapin::Confirmation) -> Result<(), PublishError> {
         match confirmed {
             lapin::Confirmation::Ack(None) => Ok(()),
             lapin::Confirmation::Ack(Some(_)) => Err(PublishError::Refused("unroutable".into())),

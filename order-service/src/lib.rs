@@ -14,11 +14,17 @@
 //! - [`results`]: order outcomes in Redis, for polling.
 //! - [`reconciler`]: rebuilds lost sale states, releases orphaned reservations.
 //! - [`store`]: the `orders` table and the stock guard.
+//! - [`lifecycle`]: cancelling unpaid orders (by the buyer, by the payment timer) with their
+//!   units returned to both stores; the safety sweep.
+//! - [`payment`]: paying through a payment provider (the interface, the sandbox simulator, the
+//!   signed callbacks).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 
 pub mod broker;
+pub mod lifecycle;
+pub mod payment;
 pub mod reconciler;
 pub mod results;
 mod service;

@@ -1,5 +1,6 @@
 //! Order results in Redis, for polling: one hash per goods, user id → `q:<ticket>:<ms>` (queued
-//! at that Redis time), `s:<ticket>:<order id>` (success) or `f:<ticket>:<reason>` (failed).
+//! at that Redis time), `s:<ticket>:<order id>` (success), `f:<ticket>:<reason>` (failed) or
+//! `x:<ticket>:<order id>` (the order was cancelled: the buyer may buy again).
 //! Each entry names its ticket, so a late "queued" never hides the final outcome of the same
 //! ticket.
 
@@ -22,8 +23,8 @@ redis.call('HSET', KEYS[1], ARGV[1], 'q:' .. ARGV[2] .. ':' .. now)
 return 1";
 
 /// Records final outcomes of one goods without ever hiding a newer ticket's outcome: a success
-/// overwrites anything but another ticket's success; a failure only writes over nothing or over
-/// its own ticket's entry (a late redelivery of an old, failed ticket must not cover the user's
+/// overwrites anything but another ticket's success; a failure (or a cancellation) only writes
+/// over nothing or over its own ticket's entry (a late redelivery of an old, failed ticket must not cover the user's
 /// later order). ARGV: user id, ticket, value, user id, ticket, value, ...
 const RECORD: &str = r"
 for i = 1, #ARGV, 3 do
@@ -46,6 +47,8 @@ pub enum Outcome {
     Success(i64),
     /// The attempt failed (its unit was released, or had been lost with Redis data).
     Failed(String),
+    /// The order was cancelled and its unit is back on sale.
+    Cancelled(i64),
 }
 
 /// The final outcome of one ticket, to record.
@@ -118,6 +121,7 @@ impl Results {
                 let value = match outcome {
                     Outcome::Success(order_id) => format!("s:{ticket}:{order_id}"),
                     Outcome::Failed(reason) => format!("f:{ticket}:{reason}"),
+                    Outcome::Cancelled(order_id) => format!("x:{ticket}:{order_id}"),
                 };
                 invocation.arg(*user_id).arg(ticket.to_string()).arg(value);
             }
@@ -167,6 +171,7 @@ fn parse_at(entry: &str, now_ms: i64) -> Option<Recorded> {
         }
         "s" => OrderResult::Success { order_id: detail.parse().ok()? },
         "f" => OrderResult::Failed { reason: detail.to_owned() },
+        "x" => OrderResult::Cancelled { order_id: detail.parse().ok()? },
         _ => return None,
     };
     Some(Recorded { ticket, result, queued_for_ms })
@@ -196,6 +201,7 @@ mod tests {
         );
         let queued = parse_at(&format!("q:{ticket}:1000"), 4_500).unwrap();
         assert_eq!((queued.result, queued.queued_for_ms), (OrderResult::Queued { ticket }, Some(3_500)));
+        assert_eq!(parse(&format!("x:{ticket}:42")).unwrap().result, OrderResult::Cancelled { order_id: 42 });
         assert_eq!(parse("x:garbage"), None);
     }
 }

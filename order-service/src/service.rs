@@ -1,7 +1,10 @@
 //! The `OrderService` implementation: place (reserve, publish, confirm), result, get.
 
 use contracts::keyspace::Keyspace;
-use contracts::order::{OrderAudit, OrderError, OrderResult, OrderService, OrderView, Ticket};
+use contracts::order::{
+    CallbackOutcome, CancelReason, MAX_PAGE, OrderAudit, OrderError, OrderPage, OrderResult, OrderService, OrderStatus,
+    OrderView, SandboxInstructions, Ticket,
+};
 use contracts::stock::{StockError, StockServiceClient};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +16,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::broker::Publisher;
+use crate::lifecycle::{CancelError, Cancellation, Lifecycle};
+use crate::payment::Payments;
 use crate::results::{Outcome, Results, TicketOutcome};
 use crate::snowflake::Snowflake;
 use crate::store;
@@ -34,6 +39,10 @@ pub(crate) struct Orders<T> {
     pub(crate) ids: Arc<Snowflake>,
     /// Each goods' strategy, price and window.
     pub(crate) rules: Arc<SaleRules>,
+    /// Cancellations.
+    pub(crate) lifecycle: Lifecycle<T>,
+    /// Payments.
+    pub(crate) payments: Payments,
 }
 
 impl<T: Clone> Clone for Orders<T> {
@@ -49,6 +58,8 @@ impl<T: Clone> Clone for Orders<T> {
             keys: self.keys.clone(),
             ids: self.ids.clone(),
             rules: self.rules.clone(),
+            lifecycle: self.lifecycle.clone(),
+            payments: self.payments.clone(),
         }
     }
 }
@@ -67,15 +78,19 @@ pub(crate) struct OrderParts<T> {
     pub(crate) ids: Arc<Snowflake>,
     pub(crate) identities: Identities,
     pub(crate) orphan_check: Duration,
+    pub(crate) payments: Payments,
 }
 
 impl<T: Transport + Clone> Orders<T> {
     /// The service over its dependencies.
     pub(crate) fn new(parts: OrderParts<T>) -> Self {
-        let OrderParts { pool, stock, publisher, redis, keys, ids, identities, orphan_check } = parts;
+        let OrderParts { pool, stock, publisher, redis, keys, ids, identities, orphan_check, payments } = parts;
         let results = Results::new(redis.clone(), keys.clone());
         let rules = Arc::new(SaleRules::new(pool.clone()));
+        let lifecycle = Lifecycle::new(pool.clone(), stock.clone(), results.clone());
         Orders {
+            lifecycle,
+            payments,
             pool,
             stock,
             publisher: Arc::new(publisher),
@@ -120,6 +135,11 @@ fn forbidden(denied: contracts::Denied) -> OrderError {
     OrderError::Forbidden
 }
 
+fn cancel_failure(err: CancelError) -> OrderError {
+    tracing::warn!(%err, "cancellation not finished");
+    OrderError::Unavailable("the cancellation could not finish; try again".into())
+}
+
 pub(crate) fn database_failure(err: sqlx::Error) -> OrderError {
     tracing::error!(%err, "database failed");
     OrderError::Unavailable("database unavailable".into())
@@ -159,7 +179,10 @@ impl<T: Transport + Clone> OrderService for Orders<T> {
             Err(err) => tracing::warn!(%err, "results unreadable in Redis; asking PostgreSQL"),
         }
         if let Some(order) = store::by_user_and_goods(&self.pool, user_id, goods_id).await.map_err(database_failure)? {
-            return Ok(OrderResult::Success { order_id: order.id });
+            return Ok(match order.status {
+                OrderStatus::Cancelled => OrderResult::Cancelled { order_id: order.id },
+                OrderStatus::Unpaid | OrderStatus::Paid => OrderResult::Success { order_id: order.id },
+            });
         }
         let level = self.stock.stock_level(goods_id).await.map_err(stock_failure)?;
         Ok(if level.redis_stock == Some(0) { OrderResult::SoldOut } else { OrderResult::None })
@@ -185,7 +208,54 @@ impl<T: Transport + Clone> OrderService for Orders<T> {
             OrderError::Unavailable("results unavailable".into())
         })?;
         // A "queued" entry whose order exists was written but its result not recorded yet.
-        let (orders, buyers, written) = store::counts(&self.pool, goods_id, &queued).await.map_err(database_failure)?;
-        Ok(OrderAudit { orders, buyers, pending_tickets: queued.len() as i64 - written, failed_tickets })
+        let counts = store::counts(&self.pool, goods_id, &queued).await.map_err(database_failure)?;
+        Ok(OrderAudit {
+            orders: counts.live,
+            buyers: counts.buyers,
+            unpaid: counts.unpaid,
+            paid: counts.paid,
+            cancelled: counts.cancelled,
+            returns_pending: counts.returns_pending,
+            refunds_pending: counts.refunds_pending,
+            paid_and_cancelled: counts.paid_and_cancelled,
+            pending_tickets: queued.len() as i64 - counts.of_tickets,
+            failed_tickets,
+        })
+    }
+
+    async fn list_orders(&self, before: Option<i64>, limit: u32) -> Result<OrderPage, OrderError> {
+        let user_id = self.buyer()?;
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(OrderError::Invalid(format!("limit must be 1 to {MAX_PAGE}")));
+        }
+        let orders = store::page_of_user(&self.pool, user_id, before, limit).await.map_err(database_failure)?;
+        let next_before = if orders.len() == limit as usize { orders.last().map(|order| order.id) } else { None };
+        Ok(OrderPage { orders, next_before })
+    }
+
+    async fn pay(
+        &self,
+        order_id: i64,
+        idempotency_key: String,
+        sandbox: Option<SandboxInstructions>,
+    ) -> Result<contracts::order::PaymentView, OrderError> {
+        let user_id = self.buyer()?;
+        self.payments.pay(user_id, order_id, &idempotency_key, sandbox).await
+    }
+
+    async fn cancel(&self, order_id: i64) -> Result<OrderView, OrderError> {
+        let user_id = self.buyer()?;
+        match self.lifecycle.cancel(order_id, CancelReason::Buyer, Some(user_id)).await.map_err(cancel_failure)? {
+            Cancellation::Cancelled(order) => Ok(order),
+            Cancellation::Paid(_) => Err(OrderError::AlreadyPaid),
+            Cancellation::NotFound => Err(OrderError::NotFound),
+            // Only a timeout waits for the window; a buyer's cancellation cannot get here.
+            Cancellation::NotDue(_) => Err(OrderError::Unavailable("the order changed meanwhile; try again".into())),
+        }
+    }
+
+    async fn payment_callback(&self, payload: Vec<u8>, signature: String) -> Result<CallbackOutcome, OrderError> {
+        self.caller()?.service().map_err(forbidden)?;
+        self.payments.callback(&payload, &signature).await
     }
 }

@@ -40,6 +40,11 @@ pub struct Settings {
     pub worker: WorkerSettings,
     /// The reconciler (`SECKILL_RECONCILER__GRACE`, ...).
     pub reconciler: ReconcilerSettings,
+    /// Payments: the provider, its webhook secret (`SECKILL_PAYMENT__PROVIDER`, ...).
+    pub payment: PaymentSettings,
+    /// The safety sweep of overdue orders and refunds, run by order-service
+    /// (`SECKILL_SWEEP__INTERVAL`, ...).
+    pub sweep: SweepSettings,
     /// How long `place` waits before giving back a unit whose reserve answer it never got (or
     /// whose release failed), unless a retry of the same ticket queued it (`SECKILL_ORPHAN_CHECK`).
     #[serde(with = "humantime_serde")]
@@ -96,6 +101,63 @@ pub struct WorkerSettings {
     pub lease_ttl: Duration,
 }
 
+/// Which payment provider takes the payments.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// None: paying answers "unavailable" (the default: nothing is simulated unless asked).
+    #[default]
+    None,
+    /// The sandbox, a simulator (`crate::payment::sandbox`): development only.
+    Sandbox,
+}
+
+/// Payment settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct PaymentSettings {
+    /// `SECKILL_PAYMENT__PROVIDER`: `none` (default) or `sandbox`.
+    pub provider: ProviderKind,
+    /// `SECKILL_PAYMENT__WEBHOOK_SECRET`: the HMAC key of the provider's callbacks (at least 32
+    /// bytes outside development).
+    pub webhook_secret: SecretString,
+    /// The sandbox (`SECKILL_PAYMENT__SANDBOX__WEBHOOK_URL`, `..__SUCCEED`, `..__CALLBACK_AFTER`).
+    pub sandbox: crate::payment::sandbox::SandboxSettings,
+}
+
+/// The built-in webhook secret: development only.
+pub const DEVELOPMENT_WEBHOOK_SECRET: &str = "seckill-development-webhook-secret";
+
+impl Default for PaymentSettings {
+    fn default() -> Self {
+        PaymentSettings {
+            provider: ProviderKind::None,
+            webhook_secret: SecretString::from(DEVELOPMENT_WEBHOOK_SECRET),
+            sandbox: Default::default(),
+        }
+    }
+}
+
+/// Safety sweep settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct SweepSettings {
+    /// Run it in this order-service process (every one may: its steps are idempotent).
+    pub enabled: bool,
+    /// Time between sweeps.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// How far overdue an order (or a refund) must be before the sweep takes it from the timers.
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+}
+
+impl Default for SweepSettings {
+    fn default() -> Self {
+        SweepSettings { enabled: true, interval: Duration::from_secs(60), grace: Duration::from_secs(30) }
+    }
+}
+
 /// Reconciler settings.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
@@ -121,6 +183,8 @@ impl Default for Settings {
             broker: BrokerSettings::default(),
             worker: WorkerSettings::default(),
             reconciler: ReconcilerSettings::default(),
+            payment: PaymentSettings::default(),
+            sweep: SweepSettings::default(),
             orphan_check: Duration::from_secs(5),
             without: Without::default(),
         }

@@ -10,6 +10,7 @@ use contracts::Service;
 use contracts::names::{ORDER_SERVICE, STOCK_SERVICE};
 use contracts::order::OrderServiceServer;
 use contracts::stock::StockServiceClient;
+use platform::env::SecretPolicy;
 use platform::error::DependencyError;
 use platform::node::Node;
 use platform::registry;
@@ -20,6 +21,9 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Publisher, Topology};
+use crate::lifecycle::Lifecycle;
+use crate::lifecycle::sweep::Sweeper;
+use crate::payment::Payments;
 use crate::reconciler::Reconciler;
 use crate::results::Results;
 use crate::service::{OrderParts, Orders};
@@ -39,9 +43,10 @@ struct Dependencies {
 }
 
 impl Dependencies {
-    /// Connects for the program `me`: its calls to stock-service carry its own identity.
-    async fn connect(settings: &Settings, me: Service) -> anyhow::Result<Dependencies> {
-        settings.node.secret_policy().enforce()?;
+    /// Connects for the program `me`, once `policy` (the node's secrets and the program's own
+    /// settings) allows it: its calls to stock-service carry its own identity.
+    async fn connect(settings: &Settings, me: Service, policy: SecretPolicy) -> anyhow::Result<Dependencies> {
+        policy.enforce()?;
         let security = settings.node.rpc.security.load()?;
         let pool = settings.database.connect().await?;
         let redis = settings.redis.connect().await?;
@@ -68,21 +73,21 @@ pub struct Application {
     rules: LiveRules,
     stock: Cluster,
     _following: Following,
+    /// Stops the safety sweep with the application.
+    _sweep: tokio_util::sync::DropGuard,
 }
 
 impl Application {
     /// Connects to PostgreSQL, Redis, the registry and RabbitMQ (declaring the queues), and
     /// starts serving.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        if settings.without.publisher_confirms {
-            platform::env::SecretPolicy::new(settings.node.env)
-                .shortcut(
-                    true,
-                    "SECKILL_WITHOUT__PUBLISHER_CONFIRMS accepts tickets the broker may never have stored; unset it",
-                )
-                .enforce()?;
-        }
-        let deps = Dependencies::connect(&settings, Service::OrderService).await?;
+        let mut policy = settings.node.secret_policy();
+        policy.shortcut(
+            settings.without.publisher_confirms,
+            "SECKILL_WITHOUT__PUBLISHER_CONFIRMS accepts tickets the broker may never have stored; unset it",
+        );
+        crate::payment::check(&settings.payment, &mut policy);
+        let deps = Dependencies::connect(&settings, Service::OrderService, policy).await?;
         let (rules, following, stock) = (deps.rules, deps.following, deps.stock.transport().clone());
         let publisher = Publisher::connect_with(&settings.broker, !settings.without.publisher_confirms)
             .await
@@ -92,7 +97,17 @@ impl Application {
         let lease = WorkerLease::acquire(&deps.redis, &keys, settings.worker.lease_ttl)
             .await
             .context("leasing a snowflake worker id")?;
+        let provider = crate::payment::provider_from(&settings.payment);
+        let payments = Payments::new(deps.pool.clone(), provider, settings.payment.webhook_secret.clone());
+        let sweep = CancellationToken::new();
+        if settings.sweep.enabled {
+            let results = Results::new(deps.redis.clone(), keys.clone());
+            let lifecycle = Lifecycle::new(deps.pool.clone(), deps.stock.clone(), results);
+            let sweeper = Sweeper::new(deps.pool.clone(), lifecycle, payments.clone(), settings.sweep.grace);
+            tokio::spawn(sweeper.run(settings.sweep.interval, sweep.clone()));
+        }
         let orders = Orders::new(OrderParts {
+            payments,
             pool: deps.pool,
             stock: deps.stock,
             publisher,
@@ -106,7 +121,7 @@ impl Application {
         let node = Node::start(&settings.node, server, &[ORDER_SERVICE], &deps.registry)
             .await
             .context("starting the RPC server")?;
-        Ok(Application { node, lease, rules, stock, _following: following })
+        Ok(Application { node, lease, rules, stock, _following: following, _sweep: sweep.drop_guard() })
     }
 
     /// The RPC address (useful with port 0).
@@ -149,12 +164,12 @@ pub struct WorkerApplication {
 impl WorkerApplication {
     /// Connects, leases a snowflake worker id, and starts consuming.
     pub async fn build(settings: Settings) -> anyhow::Result<WorkerApplication> {
-        if settings.without.ack_after_commit {
-            platform::env::SecretPolicy::new(settings.node.env)
-                .shortcut(true, "SECKILL_WITHOUT__ACK_AFTER_COMMIT loses the orders a crashed worker held; unset it")
-                .enforce()?;
-        }
-        let deps = Dependencies::connect(&settings, Service::OrderWorker).await?;
+        let mut policy = settings.node.secret_policy();
+        policy.shortcut(
+            settings.without.ack_after_commit,
+            "SECKILL_WITHOUT__ACK_AFTER_COMMIT loses the orders a crashed worker held; unset it",
+        );
+        let deps = Dependencies::connect(&settings, Service::OrderWorker, policy).await?;
         if let Some(listen) = settings.node.metrics_listen {
             if let Err(err) = platform::metrics::serve_prometheus(listen) {
                 tracing::warn!(%listen, %err, "metrics exporter not started");
@@ -172,6 +187,8 @@ impl WorkerApplication {
             .context("leasing a snowflake worker id")?;
         let ids = Arc::new(lease.snowflake()?);
         let results = Results::new(deps.redis.clone(), keys.clone());
+        let timers = Publisher::connect(&settings.broker).await.map_err(|err| broker_unreachable(&settings, err))?;
+        let lifecycle = Lifecycle::new(deps.pool.clone(), deps.stock.clone(), results.clone());
         let shutdown = CancellationToken::new();
         let parts = WorkerParts {
             amqp_url: settings.broker.url.clone(),
@@ -182,6 +199,8 @@ impl WorkerApplication {
             results: results.clone(),
             pool: deps.pool.clone(),
             ack_on_delivery: settings.without.ack_after_commit,
+            timers,
+            lifecycle,
         };
         let worker = Arc::new(Worker::new(parts, shutdown.clone()));
         let mut tasks = vec![tokio::spawn(worker.run())];

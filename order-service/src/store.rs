@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use contracts::keyspace::SaleLock;
-use contracts::order::{OrderMessage, OrderView};
+use contracts::order::{CancelReason, ExpiryMessage, OrderMessage, OrderStatus, OrderView};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -13,24 +13,51 @@ pub(crate) async fn lock_sale_shared(conn: &mut PgConnection, lock: SaleLock) ->
     Ok(())
 }
 
-/// Inserts orders in one statement; rows whose (user, goods) already has an order are skipped (a
-/// redelivered message, or the user's other ticket). Only that constraint is the conflict target:
-/// an id that collides with another order's is an error, never taken for "already ordered".
-/// Returns (ticket, order id, goods id) of the rows actually inserted.
+/// An order as written: what its payment timer needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct WrittenOrder {
+    /// The ticket it came from.
+    pub ticket: Uuid,
+    /// Its id.
+    pub id: i64,
+    /// Its goods.
+    pub goods_id: i64,
+    /// When its payment window closes.
+    pub expires_at: DateTime<Utc>,
+    /// Its goods' payment window, in seconds.
+    pub window_secs: i32,
+}
+
+impl WrittenOrder {
+    /// The timer that cancels it if it is still unpaid when its window closes.
+    pub fn timer(&self) -> (ExpiryMessage, u32) {
+        let message = ExpiryMessage { order_id: self.id, goods_id: self.goods_id, expires_at: self.expires_at };
+        (message, u32::try_from(self.window_secs).unwrap_or(1).max(1))
+    }
+}
+
+/// Inserts unpaid orders in one statement, each held for its goods' payment window; rows whose
+/// (user, goods) already has a live order are skipped (a redelivered message, or the user's
+/// other ticket). Only that index is the conflict target: an id (or a ticket) that collides with
+/// another order's is an error, never taken for "already ordered". Returns the rows actually
+/// inserted.
 pub async fn insert_orders(
     conn: &mut PgConnection,
     orders: &[(i64, &OrderMessage)],
-) -> sqlx::Result<Vec<(Uuid, i64, i64)>> {
+) -> sqlx::Result<Vec<WrittenOrder>> {
     let ids: Vec<i64> = orders.iter().map(|(id, _)| *id).collect();
     let users: Vec<i64> = orders.iter().map(|(_, m)| m.user_id).collect();
     let goods: Vec<i64> = orders.iter().map(|(_, m)| m.goods_id).collect();
     let tickets: Vec<Uuid> = orders.iter().map(|(_, m)| m.ticket).collect();
     let prices: Vec<i64> = orders.iter().map(|(_, m)| m.price_cents).collect();
     sqlx::query_as(
-        "INSERT INTO orders (id, user_id, goods_id, ticket, price_cents)
-         SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::uuid[], $5::int8[])
-         ON CONFLICT ON CONSTRAINT orders_one_per_user_and_goods DO NOTHING
-         RETURNING ticket, id, goods_id",
+        "INSERT INTO orders (id, user_id, goods_id, ticket, price_cents, expires_at)
+         SELECT o.id, o.user_id, o.goods_id, o.ticket, o.price_cents, now() + make_interval(secs => s.payment_window_secs)
+           FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::uuid[], $5::int8[])
+                AS o (id, user_id, goods_id, ticket, price_cents)
+           LEFT JOIN seckill_goods s ON s.goods_id = o.goods_id
+         ON CONFLICT (user_id, goods_id) WHERE status <> 'cancelled' DO NOTHING
+         RETURNING ticket, id, goods_id, expires_at, EXTRACT(EPOCH FROM expires_at - created_at)::int4 AS window_secs",
     )
     .bind(&ids)
     .bind(&users)
@@ -52,13 +79,43 @@ pub(crate) async fn take_stock(conn: &mut PgConnection, goods_id: i64, n: i64) -
     Ok(updated.rows_affected() == 1)
 }
 
-/// Orders and distinct buyers of a goods.
-pub(crate) async fn counts(pool: &PgPool, goods_id: i64, tickets: &[Uuid]) -> sqlx::Result<(i64, i64, i64)> {
-    // One statement, so one snapshot: the three counts agree with each other even while
-    // workers commit orders.
+/// The order counts of one goods, as the audit reads them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, sqlx::FromRow)]
+pub(crate) struct Counts {
+    /// Live orders (unpaid + paid).
+    pub(crate) live: i64,
+    /// Distinct buyers of live orders.
+    pub(crate) buyers: i64,
+    /// Orders (of any status) of the given tickets.
+    pub(crate) of_tickets: i64,
+    pub(crate) unpaid: i64,
+    pub(crate) paid: i64,
+    pub(crate) cancelled: i64,
+    /// Cancelled orders whose unit is not back in Redis yet.
+    pub(crate) returns_pending: i64,
+    /// Payments to give back (`refunding`).
+    pub(crate) refunds_pending: i64,
+    /// Cancelled orders with a payment that succeeded and was kept.
+    pub(crate) paid_and_cancelled: i64,
+}
+
+/// The order counts of a goods.
+pub(crate) async fn counts(pool: &PgPool, goods_id: i64, tickets: &[Uuid]) -> sqlx::Result<Counts> {
+    // One statement, so one snapshot: the counts agree with each other even while workers
+    // commit orders.
     sqlx::query_as(
-        "SELECT count(*), count(DISTINCT user_id), count(*) FILTER (WHERE ticket = ANY($2)) \
-         FROM orders WHERE goods_id = $1",
+        "SELECT count(*) FILTER (WHERE o.status <> 'cancelled') AS live,
+                count(DISTINCT o.user_id) FILTER (WHERE o.status <> 'cancelled') AS buyers,
+                count(*) FILTER (WHERE o.ticket = ANY($2)) AS of_tickets,
+                count(*) FILTER (WHERE o.status = 'unpaid') AS unpaid,
+                count(*) FILTER (WHERE o.status = 'paid') AS paid,
+                count(*) FILTER (WHERE o.status = 'cancelled') AS cancelled,
+                count(*) FILTER (WHERE o.status = 'cancelled' AND o.unit_returned_at IS NULL) AS returns_pending,
+                (SELECT count(*) FROM payments p JOIN orders x ON x.id = p.order_id
+                  WHERE x.goods_id = $1 AND p.status = 'refunding') AS refunds_pending,
+                (SELECT count(*) FROM payments p JOIN orders x ON x.id = p.order_id
+                  WHERE x.goods_id = $1 AND x.status = 'cancelled' AND p.status = 'succeeded') AS paid_and_cancelled
+           FROM orders o WHERE o.goods_id = $1",
     )
     .bind(goods_id)
     .bind(tickets)
@@ -71,9 +128,15 @@ pub(crate) async fn by_ticket(pool: &PgPool, ticket: Uuid) -> sqlx::Result<Optio
     sqlx::query_scalar("SELECT id FROM orders WHERE ticket = $1").bind(ticket).fetch_optional(pool).await
 }
 
-/// Order ids of the given tickets that exist.
-pub(crate) async fn ids_by_ticket(conn: &mut PgConnection, tickets: &[Uuid]) -> sqlx::Result<Vec<(Uuid, i64)>> {
-    sqlx::query_as("SELECT ticket, id FROM orders WHERE ticket = ANY($1)").bind(tickets).fetch_all(conn).await
+/// The orders of the given tickets that exist, as written.
+pub(crate) async fn written_by_ticket(conn: &mut PgConnection, tickets: &[Uuid]) -> sqlx::Result<Vec<WrittenOrder>> {
+    sqlx::query_as(
+        "SELECT ticket, id, goods_id, expires_at, EXTRACT(EPOCH FROM expires_at - created_at)::int4 AS window_secs
+           FROM orders WHERE ticket = ANY($1)",
+    )
+    .bind(tickets)
+    .fetch_all(conn)
+    .await
 }
 
 #[derive(sqlx::FromRow)]
@@ -85,6 +148,10 @@ struct OrderRow {
     price_cents: i64,
     status: String,
     created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    paid_at: Option<DateTime<Utc>>,
+    cancelled_at: Option<DateTime<Utc>>,
+    cancel_reason: Option<String>,
 }
 
 impl From<OrderRow> for OrderView {
@@ -95,34 +162,64 @@ impl From<OrderRow> for OrderView {
             goods_id: row.goods_id,
             ticket: row.ticket,
             price_cents: row.price_cents,
-            status: row.status,
+            // The column's CHECK admits only these.
+            status: OrderStatus::from_name(&row.status).unwrap_or(OrderStatus::Unpaid),
             created_at: row.created_at,
+            expires_at: row.expires_at,
+            paid_at: row.paid_at,
+            cancelled_at: row.cancelled_at,
+            cancel_reason: match row.cancel_reason.as_deref() {
+                Some("timeout") => Some(CancelReason::Timeout),
+                Some(_) => Some(CancelReason::Buyer),
+                None => None,
+            },
         }
     }
 }
 
+/// The columns of an [`OrderRow`], for queries completed with a `WHERE` literal.
+macro_rules! select_order {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, user_id, goods_id, ticket, price_cents, status, created_at, expires_at, paid_at, cancelled_at,
+                    cancel_reason FROM orders ",
+            $rest
+        )
+    };
+}
+
 /// An order by id.
-pub(crate) async fn by_id(pool: &PgPool, id: i64) -> sqlx::Result<Option<OrderView>> {
-    let row: Option<OrderRow> = sqlx::query_as(
-        "SELECT id, user_id, goods_id, ticket, price_cents, status, created_at FROM orders WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await?;
+pub(crate) async fn by_id(conn: impl sqlx::PgExecutor<'_>, id: i64) -> sqlx::Result<Option<OrderView>> {
+    let row: Option<OrderRow> = sqlx::query_as(select_order!("WHERE id = $1")).bind(id).fetch_optional(conn).await?;
     Ok(row.map(OrderView::from))
 }
 
-/// The order of a user for a goods, if any.
+/// The live order of a user for a goods, if any; else the latest cancelled one.
 pub(crate) async fn by_user_and_goods(pool: &PgPool, user_id: i64, goods_id: i64) -> sqlx::Result<Option<OrderView>> {
-    let row: Option<OrderRow> = sqlx::query_as(
-        "SELECT id, user_id, goods_id, ticket, price_cents, status, created_at FROM orders
-          WHERE user_id = $1 AND goods_id = $2",
-    )
+    let row: Option<OrderRow> = sqlx::query_as(select_order!(
+        "WHERE user_id = $1 AND goods_id = $2 ORDER BY (status <> 'cancelled') DESC, id DESC LIMIT 1"
+    ))
     .bind(user_id)
     .bind(goods_id)
     .fetch_optional(pool)
     .await?;
     Ok(row.map(OrderView::from))
+}
+
+/// A page of a user's orders, newest first: ids below `before`, at most `limit`.
+pub(crate) async fn page_of_user(
+    pool: &PgPool,
+    user_id: i64,
+    before: Option<i64>,
+    limit: u32,
+) -> sqlx::Result<Vec<OrderView>> {
+    let rows: Vec<OrderRow> = sqlx::query_as(select_order!("WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"))
+        .bind(user_id)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(OrderView::from).collect())
 }
 
 /// A message the order queue dead-lettered, as the dead-letter consumer finished it.

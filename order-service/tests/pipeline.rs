@@ -138,9 +138,24 @@ async fn outside_development_both_binaries_refuse_the_built_in_cluster_key_by_na
     settings.node.env = platform::env::Environment::Production;
     let service = order_service::Application::build(settings.clone()).await.err().expect("refused").to_string();
     let worker = order_service::WorkerApplication::build(settings).await.err().expect("refused").to_string();
-    for refusal in [service, worker] {
+    for refusal in [&service, &worker] {
         assert!(refusal.contains("SECKILL_RPC__KEY"), "{refusal}");
     }
+    // order-service takes payments: the built-in webhook secret is refused too.
+    assert!(service.contains("SECKILL_PAYMENT__WEBHOOK_SECRET"), "{service}");
+}
+
+#[tokio::test]
+async fn outside_development_the_sandbox_payment_provider_is_refused_by_name() {
+    let mut settings = order_service::Settings {
+        node: platform::node::NodeSettings::listening("127.0.0.1:0", None),
+        ..Default::default()
+    };
+    settings.node.env = platform::env::Environment::Production;
+    settings.payment.provider = order_service::settings::ProviderKind::Sandbox;
+    let refusal = order_service::Application::build(settings).await.err().expect("refused").to_string();
+    assert!(refusal.contains("SECKILL_PAYMENT__PROVIDER=sandbox"), "{refusal}");
+    assert!(!refusal.contains(order_service::settings::DEVELOPMENT_WEBHOOK_SECRET), "never prints the secret");
 }
 
 #[tokio::test]

@@ -35,6 +35,8 @@ pub(crate) struct GoodsRow {
     pub(crate) strategy: String,
     /// Redis stock buckets (1 to 64, the column's CHECK).
     pub(crate) buckets: i16,
+    /// The payment window, in seconds (1 to 86,400, the column's CHECK).
+    pub(crate) payment_window_secs: i32,
 }
 
 impl GoodsRow {
@@ -49,7 +51,8 @@ macro_rules! select_goods {
     ($rest:literal) => {
         concat!(
             "SELECT g.id AS goods_id, g.name, g.description, g.price_cents, s.seckill_price_cents,
-                    s.initial_stock, s.stock, s.start_at, s.end_at, s.warmed_at, s.strategy, s.buckets
+                    s.initial_stock, s.stock, s.start_at, s.end_at, s.warmed_at, s.strategy, s.buckets,
+                    s.payment_window_secs
                FROM goods g JOIN seckill_goods s ON s.goods_id = g.id ",
             $rest
         )
@@ -68,8 +71,8 @@ pub(crate) async fn create(pool: &PgPool, goods: &NewGoods) -> sqlx::Result<Good
             .await?;
     sqlx::query(
         "INSERT INTO seckill_goods (goods_id, seckill_price_cents, initial_stock, stock, start_at, end_at, strategy,
-                                    buckets)
-         VALUES ($1, $2, $3, $3, $4, $5, $6, $7)",
+                                    buckets, payment_window_secs)
+         VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8)",
     )
     .bind(goods_id)
     .bind(goods.seckill_price_cents)
@@ -78,6 +81,7 @@ pub(crate) async fn create(pool: &PgPool, goods: &NewGoods) -> sqlx::Result<Good
     .bind(goods.end_at)
     .bind(goods.strategy.name())
     .bind(i16::try_from(goods.buckets).unwrap_or(i16::MAX))
+    .bind(i32::try_from(goods.payment_window_secs).unwrap_or(i32::MAX))
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -111,9 +115,10 @@ pub(crate) async fn lock_snapshot(
         return Ok(None);
     };
     // `orders` belongs to order-service: this read, in the same database, is the one place the
-    // stock side looks at it (to rebuild the buyers after Redis lost them).
+    // stock side looks at it (to rebuild the buyers after Redis lost them). A cancelled order
+    // holds nothing: its unit is back in `stock`, and its buyer may buy again.
     let orders: Vec<(i64, Uuid, DateTime<Utc>)> =
-        sqlx::query_as("SELECT user_id, ticket, created_at FROM orders WHERE goods_id = $1")
+        sqlx::query_as("SELECT user_id, ticket, created_at FROM orders WHERE goods_id = $1 AND status <> 'cancelled'")
             .bind(goods_id)
             .fetch_all(&mut *tx)
             .await?;
@@ -135,4 +140,26 @@ pub(crate) async fn mark_warmed(tx: &mut Transaction<'static, Postgres>, goods_i
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// A goods whose sale is due to be warmed up, as [`due_for_warm_up`] finds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub(crate) struct DueSale {
+    /// Id.
+    pub(crate) goods_id: i64,
+    /// First warm-up, if any (read without the lock: [`lock_snapshot`] reads it again under it).
+    pub(crate) warmed_at: Option<DateTime<Utc>>,
+}
+
+/// The sales that start within `lead_ms` milliseconds, or have started, and have not ended,
+/// soonest first. PostgreSQL's clock decides, for every stock-service alike.
+pub(crate) async fn due_for_warm_up(pool: &PgPool, lead_ms: i64) -> sqlx::Result<Vec<DueSale>> {
+    sqlx::query_as(
+        "SELECT goods_id, warmed_at FROM seckill_goods
+          WHERE start_at <= now() + $1 * interval '1 millisecond' AND end_at > now()
+          ORDER BY start_at, goods_id",
+    )
+    .bind(lead_ms)
+    .fetch_all(pool)
+    .await
 }

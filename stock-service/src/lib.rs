@@ -3,12 +3,14 @@
 //! # Layout
 //!
 //! - [`settings`]: configuration (`SECKILL_*`).
-//! - `startup`: [`Application`]: pools, migrations, the RPC server.
+//! - `startup`: [`Application`]: pools, migrations, the RPC server, the warm-up scheduler.
 //! - `service`: the `StockService` RPC implementation.
 //! - `catalog`: the `goods` and `seckill_goods` tables, and the locked snapshot a sale state is
 //!   built from.
 //! - `sale`: the sale state in Redis and its five Lua scripts (`reserve`, `release`, `claim`,
 //!   `build`, `take`), and the stock buckets; key names come from `contracts::keyspace`.
+//! - `scheduler`: the warm-up scheduler: each sale warmed up a lead time before its start, once
+//!   across every instance (the goods' advisory lock), and a lost sale state rebuilt.
 //! - `single_flight`: one rebuild at a time per goods.
 
 #![forbid(unsafe_code)]
@@ -16,6 +18,7 @@
 
 mod catalog;
 mod sale;
+mod scheduler;
 mod service;
 pub mod settings;
 mod single_flight;

@@ -3,8 +3,8 @@
 use contracts::Principal;
 use contracts::keyspace::{MAX_STOCK_BUCKETS, SaleLock};
 use contracts::stock::{
-    ClaimOutcome, GoodsView, NewGoods, PurchaseStrategy, ReleaseOutcome, ReleaseScope, Reservation, ReserveOutcome,
-    RewarmOutcome, StockError, StockLevel, StockService,
+    ClaimOutcome, DEFAULT_PAYMENT_WINDOW_SECS, GoodsView, MAX_PAYMENT_WINDOW_SECS, NewGoods, PurchaseStrategy,
+    ReleaseOutcome, ReleaseScope, Reservation, ReserveOutcome, RewarmOutcome, StockError, StockLevel, StockService,
 };
 use platform::identity::Identities;
 use sqlx::PgPool;
@@ -40,18 +40,44 @@ impl Stock {
         if !self.rebuild {
             return Err(StockError::NotWarmed(goods_id));
         }
+        match self.restore(goods_id).await? {
+            None => Err(StockError::NotWarmed(goods_id)),
+            Some(built) => {
+                if built {
+                    tracing::warn!(goods_id, "the sale state was missing from Redis: rebuilt on the first reserve");
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Rebuilds a warmed-up goods' sale state if Redis has none, one rebuild at a time per goods
+    /// in this process: `Some(built)`, or `None` for a goods never warmed up.
+    async fn restore(&self, goods_id: i64) -> Result<Option<bool>, StockError> {
         let _only_one = self.rebuilds.enter(goods_id).await;
         if self.sales.present(goods_id).await.map_err(unavailable)? {
-            return Ok(()); // another reserve rebuilt it while we waited
+            return Ok(Some(false)); // present, or rebuilt by another caller while we waited
         }
-        let (row, built) = self.build(goods_id, false, BuildMode::Missing).await?;
-        if row.warmed_at.is_none() {
-            return Err(StockError::NotWarmed(goods_id));
+        let (row, built) = self.build(goods_id, Purpose::Restore, BuildMode::Missing).await?;
+        Ok(row.warmed_at.map(|_| built))
+    }
+
+    /// The scheduler's first warm-up of `goods_id`: `true` if this call warmed it up, `false`
+    /// if someone had already (another stock-service, an admin).
+    pub(crate) async fn warm_up_once(&self, goods_id: i64) -> Result<bool, StockError> {
+        let (row, _) = self.build(goods_id, Purpose::FirstWarmUp, BuildMode::Missing).await?;
+        // Read under the lock: `None` there means this call is the one that set it.
+        Ok(row.warmed_at.is_none())
+    }
+
+    /// The scheduler's re-warm: rebuilds a warmed-up goods' sale state that Redis lost, unless
+    /// the rebuild is off (`SECKILL_WITHOUT__SALE_STATE_REBUILD`, where a lost sale stops until
+    /// an admin warms it up again). `true` if it rebuilt it.
+    pub(crate) async fn rewarm_lost(&self, goods_id: i64) -> Result<bool, StockError> {
+        if !self.rebuild {
+            return Ok(false);
         }
-        if built {
-            tracing::warn!(goods_id, "the sale state was missing from Redis: rebuilt on the first reserve");
-        }
-        Ok(())
+        Ok(self.restore(goods_id).await?.unwrap_or(false))
     }
 
     /// Who the call being served comes from.
@@ -81,18 +107,25 @@ impl Stock {
         Ok(rows.into_iter().zip(stocks).map(|(row, redis_stock)| view(row, redis_stock)).collect())
     }
 
-    /// Builds the sale state from PostgreSQL as `mode` says; `warm` also marks the goods warmed
-    /// (an admin's warm-up), a rewarm or resync only restores what was warmed before.
-    async fn build(&self, goods_id: i64, warm: bool, mode: BuildMode) -> Result<(GoodsRow, bool), StockError> {
+    /// Builds the sale state from PostgreSQL as `mode` says, for `purpose` (which decides
+    /// whether it marks the goods warmed). Returns the row as read under the goods' advisory
+    /// lock, and whether Redis was written.
+    async fn build(&self, goods_id: i64, purpose: Purpose, mode: BuildMode) -> Result<(GoodsRow, bool), StockError> {
         let (mut tx, row, snapshot) = catalog::lock_snapshot(&self.pool, SaleLock::of(goods_id))
             .await
             .map_err(unavailable)?
             .ok_or(StockError::UnknownGoods(goods_id))?;
-        if !warm && row.warmed_at.is_none() {
+        let skip = match purpose {
+            Purpose::WarmUp => false,
+            // Another instance that held the lock before us has warmed it: exactly once.
+            Purpose::FirstWarmUp => row.warmed_at.is_some(),
+            Purpose::Restore => row.warmed_at.is_none(),
+        };
+        if skip {
             return Ok((row, false));
         }
         let built = self.sales.build(goods_id, &snapshot, mode).await.map_err(unavailable)?;
-        if warm {
+        if purpose != Purpose::Restore {
             catalog::mark_warmed(&mut tx, goods_id).await.map_err(unavailable)?;
         }
         // Committing releases the advisory lock: workers may claim and write again.
@@ -102,6 +135,17 @@ impl Stock {
         }
         Ok((row, built))
     }
+}
+
+/// Why a sale state is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    /// An admin's warm-up: builds if missing and marks the goods warmed.
+    WarmUp,
+    /// The scheduler's warm-up: as [`Purpose::WarmUp`], unless the goods is warmed already.
+    FirstWarmUp,
+    /// A rewarm or resync: only restores what was warmed up before.
+    Restore,
 }
 
 fn view(row: GoodsRow, redis_stock: Option<i64>) -> GoodsView {
@@ -120,6 +164,7 @@ fn view(row: GoodsRow, redis_stock: Option<i64>) -> GoodsView {
         // The column's CHECK admits only strategy names.
         strategy: PurchaseStrategy::from_name(&row.strategy).unwrap_or_default(),
         buckets,
+        payment_window_secs: u32::try_from(row.payment_window_secs).unwrap_or(DEFAULT_PAYMENT_WINDOW_SECS),
     }
 }
 
@@ -147,6 +192,9 @@ fn validate(goods: &NewGoods) -> Result<(), StockError> {
     }
     if goods.end_at <= goods.start_at {
         return invalid("the sale must end after it starts");
+    }
+    if !(1..=MAX_PAYMENT_WINDOW_SECS).contains(&goods.payment_window_secs) {
+        return Err(StockError::Invalid(format!("payment_window_secs must be 1 to {MAX_PAYMENT_WINDOW_SECS}")));
     }
     if !(1..=MAX_STOCK_BUCKETS).contains(&goods.buckets) {
         return Err(StockError::Invalid(format!("buckets must be 1 to {MAX_STOCK_BUCKETS}")));
@@ -182,7 +230,7 @@ impl StockService for Stock {
 
     async fn warm_up(&self, goods_id: i64) -> Result<GoodsView, StockError> {
         self.admin()?;
-        self.build(goods_id, true, BuildMode::Missing).await?;
+        self.build(goods_id, Purpose::WarmUp, BuildMode::Missing).await?;
         self.get_goods(goods_id).await
     }
 
@@ -234,7 +282,7 @@ impl StockService for Stock {
 
     async fn rewarm(&self, goods_id: i64) -> Result<RewarmOutcome, StockError> {
         self.service()?;
-        let (row, built) = self.build(goods_id, false, BuildMode::Missing).await?;
+        let (row, built) = self.build(goods_id, Purpose::Restore, BuildMode::Missing).await?;
         Ok(match (row.warmed_at, built) {
             (None, _) => RewarmOutcome::NeverWarmed,
             (Some(_), false) => RewarmOutcome::Present,
@@ -244,7 +292,7 @@ impl StockService for Stock {
 
     async fn resync(&self, goods_id: i64) -> Result<RewarmOutcome, StockError> {
         self.service()?;
-        let (row, _) = self.build(goods_id, false, BuildMode::Resync).await?;
+        let (row, _) = self.build(goods_id, Purpose::Restore, BuildMode::Resync).await?;
         if row.warmed_at.is_none() {
             return Ok(RewarmOutcome::NeverWarmed);
         }

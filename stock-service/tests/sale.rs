@@ -11,6 +11,7 @@ use contracts::stock::{
 use futures::future::join_all;
 use platform::node::NodeSettings;
 use rpc::{Cluster, ClusterConfig, Error, Registry, StaticRegistry};
+use stock_service::settings::WarmUpSettings;
 use stock_service::{Application, Settings};
 use testkit::TestDb;
 use uuid::Uuid;
@@ -43,6 +44,8 @@ async fn spawn_without(instances: usize, without: stock_service::settings::Witho
             database: db.settings(),
             redis: RedisSettings::with_prefix(&prefix),
             without: without.clone(),
+            // These tests warm up and lose sale states by hand: no scheduler racing them.
+            warm_up: WarmUpSettings { enabled: false, ..Default::default() },
         };
         apps.push(Application::build(settings).await.expect("stock-service starts"));
     }
@@ -69,6 +72,7 @@ impl Sale {
             end_at: now + chrono::Duration::hours(1),
             strategy: Default::default(),
             buckets: 1,
+            payment_window_secs: contracts::stock::DEFAULT_PAYMENT_WINDOW_SECS,
         };
         let created = self.admin.create_goods(goods).await.unwrap();
         self.admin.warm_up(created.goods_id).await.unwrap();
@@ -171,6 +175,7 @@ async fn the_window_is_enforced() {
             end_at: end,
             strategy: Default::default(),
             buckets: 1,
+            payment_window_secs: contracts::stock::DEFAULT_PAYMENT_WINDOW_SECS,
         };
         let id = sale.admin.create_goods(goods).await.unwrap().goods_id;
         sale.admin.warm_up(id).await.unwrap();
@@ -262,6 +267,7 @@ async fn only_admins_create_and_warm_goods_and_bad_goods_are_refused() {
         end_at: now + chrono::Duration::minutes(5),
         strategy: Default::default(),
         buckets: 1,
+        payment_window_secs: contracts::stock::DEFAULT_PAYMENT_WINDOW_SECS,
     };
     assert_eq!(
         sale.client.clone().with_credential(buyer.clone()).create_goods(goods.clone()).await,
@@ -404,6 +410,7 @@ impl Sale {
             end_at: now + chrono::Duration::hours(1),
             strategy: Default::default(),
             buckets,
+            payment_window_secs: contracts::stock::DEFAULT_PAYMENT_WINDOW_SECS,
         };
         let created = self.admin.create_goods(goods).await.unwrap();
         assert_eq!(created.buckets, buckets);
@@ -582,6 +589,7 @@ async fn stock_buckets_are_refused_out_of_range_or_with_a_strategy_that_cannot_u
         end_at: now + chrono::Duration::hours(1),
         strategy,
         buckets,
+        payment_window_secs: contracts::stock::DEFAULT_PAYMENT_WINDOW_SECS,
     };
     for buckets in [0, 65] {
         let refused = sale.admin.create_goods(goods(buckets, Default::default())).await;

@@ -116,6 +116,29 @@ impl Problem {
             "you already have an order for this goods",
         )
     }
+    /// 409: the order is not in a state that allows this (`ORDER_PAID`, `ORDER_CANCELLED`,
+    /// `PAYMENT_WINDOW_CLOSED`).
+    pub(crate) fn order_state(code: &'static str, detail: &'static str) -> Problem {
+        Problem::new(StatusCode::CONFLICT, code, "Order state", detail)
+    }
+    /// 422: an Idempotency-Key sent again with another request.
+    pub(crate) fn idempotency_key_reused() -> Problem {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "IDEMPOTENCY_KEY_REUSED",
+            "Idempotency key reused",
+            "this Idempotency-Key was used for another request",
+        )
+    }
+    /// 400: a webhook callback whose signature is missing, stale or wrong.
+    pub(crate) fn bad_signature() -> Problem {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "BAD_SIGNATURE",
+            "Bad signature",
+            "the callback's signature does not verify",
+        )
+    }
     /// 409: a unique name is taken.
     pub(crate) fn conflict(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::CONFLICT, "CONFLICT", "Conflict", detail)

@@ -17,6 +17,14 @@ impl From<rpc::Error<OrderError>> for Problem {
                 OrderError::Unauthenticated => Problem::misconfigured("order-service"),
                 OrderError::Forbidden => Problem::forbidden("admin role required"),
                 OrderError::Unavailable(detail) => Problem::unavailable(detail),
+                OrderError::AlreadyPaid => Problem::order_state("ORDER_PAID", "the order is paid"),
+                OrderError::AlreadyCancelled => Problem::order_state("ORDER_CANCELLED", "the order is cancelled"),
+                OrderError::PaymentWindowClosed => {
+                    Problem::order_state("PAYMENT_WINDOW_CLOSED", "the order's payment window closed")
+                }
+                OrderError::IdempotencyKeyReused => Problem::idempotency_key_reused(),
+                OrderError::BadSignature => Problem::bad_signature(),
+                OrderError::Invalid(detail) => Problem::validation(detail),
             },
             other => super::call::failure("order-service", other),
         }

@@ -35,6 +35,7 @@ pub(crate) async fn create_goods(
         end_at: body.end_at,
         strategy: body.strategy.unwrap_or_default(),
         buckets: body.buckets.unwrap_or(1),
+        payment_window_secs: body.payment_window_secs.unwrap_or(contracts::stock::DEFAULT_PAYMENT_WINDOW_SECS),
     };
     let created = state.stock_for(admin.0).create_goods(goods).await?;
     state.goods.invalidate();
@@ -88,6 +89,9 @@ pub(crate) async fn stats(
         redis_stock: level.redis_stock,
         holds: level.holds,
         orders: orders.orders,
+        unpaid: orders.unpaid,
+        paid: orders.paid,
+        cancelled: orders.cancelled,
         pending_tickets: orders.pending_tickets,
         failed_tickets: orders.failed_tickets,
     }))
@@ -104,6 +108,10 @@ fn audit_of(goods_id: i64, name: String, level: &StockLevel, orders: &OrderAudit
         redis_stock: audit.redis_stock,
         holds: audit.holds,
         orders: audit.orders,
+        unpaid: audit.unpaid,
+        paid: audit.paid,
+        cancelled: audit.cancelled,
+        refunds_pending: audit.refunds_pending,
         duplicates: audit.duplicates,
         oversold: audit.oversold,
         pending_tickets: audit.pending_tickets,

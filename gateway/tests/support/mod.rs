@@ -95,6 +95,7 @@ pub async fn spawn_app(options: Options) -> TestApp {
         database: db.settings(),
         redis: RedisSettings::with_prefix(&prefix),
         without: Default::default(),
+        ..Default::default()
     })
     .await
     .expect("stock-service starts");
@@ -116,13 +117,19 @@ pub async fn spawn_app(options: Options) -> TestApp {
     };
     order_settings.broker.prefix = prefix.clone();
     order_settings.reconciler.enabled = false;
+    // Payments through the sandbox provider (a simulator), calling back this gateway's webhook:
+    // the gateway's port is chosen now, since order-service starts first.
+    let gateway_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    order_settings.node.env = Environment::Development;
+    order_settings.payment.provider = order_service::settings::ProviderKind::Sandbox;
+    order_settings.payment.sandbox.webhook_url = format!("http://127.0.0.1:{gateway_port}/api/v1/payments/webhook");
     let order = order_service::Application::build(order_settings.clone()).await.expect("order-service starts");
     let worker = order_service::WorkerApplication::build(order_settings.clone()).await.expect("worker starts");
     endpoints.insert("orderservice".to_owned(), vec![order.address().to_string()]);
 
     let settings = gateway::Settings {
         env: Environment::Development,
-        listen: "127.0.0.1:0".into(),
+        listen: format!("127.0.0.1:{gateway_port}"),
         metrics_listen: "127.0.0.1:0".parse().ok(),
         workers: Some(2),
         registry: registry(&endpoints),
@@ -172,6 +179,11 @@ pub async fn spawn_app(options: Options) -> TestApp {
 }
 
 impl TestApp {
+    /// The test's database.
+    pub fn db_pool(&self) -> sqlx::PgPool {
+        self.db.pool.clone()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -196,12 +208,27 @@ impl TestApp {
         (response.status().as_u16(), serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
+    /// `POST` with an `Idempotency-Key`.
+    pub async fn post_idempotent(&self, path: &str, token: &str, key: &str, body: Value) -> (u16, Value) {
+        let request = self.client.post(self.url(path)).bearer_auth(token).insert_header(("Idempotency-Key", key));
+        let mut response = request.send_json(&body).await.expect("request sent");
+        let body = response.body().limit(10 << 20).await.unwrap_or_default();
+        (response.status().as_u16(), serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
     /// Creates and warms up a sale of `stock` units, open now.
     pub async fn sale(&self, stock: i32) -> i64 {
+        self.sale_with_window(stock, 900).await
+    }
+
+    /// Creates and warms up a sale of `stock` units, open now, whose orders wait
+    /// `payment_window_secs` for their payment.
+    pub async fn sale_with_window(&self, stock: i32, payment_window_secs: u32) -> i64 {
         let now = Utc::now();
         let body = json!({
             "name": "Flash phone", "price_cents": 99900, "seckill_price_cents": 100, "stock": stock,
             "start_at": now - chrono::Duration::minutes(1), "end_at": now + chrono::Duration::hours(1),
+            "payment_window_secs": payment_window_secs,
         });
         let (status, goods) = self.post("/admin/v1/goods", Some(&self.admin_token), body).await;
         assert_eq!(status, 201, "{goods}");
@@ -275,7 +302,8 @@ impl TestApp {
         if let Some(app) = self.user.take() {
             app.stop().await;
         }
-        order_service::broker::Topology::remove(&self.broker).await;
+        // The payment windows the tests use (other wait queues delete themselves, unused).
+        order_service::broker::Topology::remove(&self.broker, &[900, 1, 2, 3, 4, 5, 6, 8, 10]).await;
         testkit::clear_redis_prefix(&self.redis, &self.prefix).await;
     }
 }

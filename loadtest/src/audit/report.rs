@@ -22,7 +22,16 @@ pub struct GoodsAudit {
     pub redis_stock: Option<i64>,
     /// Units reserved in Redis (a buyer holds one).
     pub holds: i64,
+    /// Live orders (unpaid + paid).
     pub orders: i64,
+    /// Orders waiting for their payment.
+    #[serde(default)]
+    pub unpaid: i64,
+    #[serde(default)]
+    pub paid: i64,
+    /// Cancelled orders (their units back on sale).
+    #[serde(default)]
+    pub cancelled: i64,
     pub duplicates: i64,
     pub oversold: i64,
     /// Accepted tickets whose order is not written (or failed) yet.
@@ -75,7 +84,7 @@ impl AuditReport {
 
     /// The report as a table, the violations under it, and a closing summary line.
     pub fn render(&self) -> String {
-        const HEADER: [&str; 11] = [
+        const HEADER: [&str; 13] = [
             "goods",
             "name",
             "initial",
@@ -83,12 +92,14 @@ impl AuditReport {
             "redis stock",
             "holds",
             "orders",
+            "paid",
+            "cancelled",
             "dups",
             "oversold",
             "pending",
             "verdict",
         ];
-        let rows: Vec<[String; 11]> = self.goods.iter().map(row).collect();
+        let rows: Vec<[String; 13]> = self.goods.iter().map(row).collect();
         let mut widths = HEADER.map(str::len);
         for row in &rows {
             for (width, cell) in widths.iter_mut().zip(row) {
@@ -123,7 +134,7 @@ impl AuditReport {
     }
 }
 
-fn row(goods: &GoodsAudit) -> [String; 11] {
+fn row(goods: &GoodsAudit) -> [String; 13] {
     let verdict = match goods.verdict() {
         Verdict::Ok => "ok",
         Verdict::Pending => "pending",
@@ -137,6 +148,8 @@ fn row(goods: &GoodsAudit) -> [String; 11] {
         goods.redis_stock.map_or_else(|| "not warmed".to_owned(), |stock| stock.to_string()),
         goods.holds.to_string(),
         goods.orders.to_string(),
+        goods.paid.to_string(),
+        goods.cancelled.to_string(),
         goods.duplicates.to_string(),
         goods.oversold.to_string(),
         goods.pending_tickets.to_string(),
@@ -145,11 +158,11 @@ fn row(goods: &GoodsAudit) -> [String; 11] {
 }
 
 /// One table line: the name column left-aligned, numbers right-aligned, the verdict last.
-fn line(cells: &[String; 11], widths: &[usize; 11]) -> String {
+fn line(cells: &[String; 13], widths: &[usize; 13]) -> String {
     let mut out = String::new();
     for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
         let padding = " ".repeat(width - cell.chars().count());
-        let left_aligned = i == 1 || i == 10;
+        let left_aligned = i == 1 || i == cells.len() - 1;
         if left_aligned {
             out.push_str(cell);
             out.push_str(&padding);
@@ -243,9 +256,9 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "goods  name             initial  db stock  redis stock  holds  orders  dups  oversold  pending  verdict",
-                "    7  k6 flash sale         50         0            0     50      50     0         0        0  ok",
-                "    8  Not on sale yet       10        10   not warmed      0       0     0         0        0  ok",
+                "goods  name             initial  db stock  redis stock  holds  orders  paid  cancelled  dups  oversold  pending  verdict",
+                "    7  k6 flash sale         50         0            0     50      50     0          0     0         0        0  ok",
+                "    8  Not on sale yet       10        10   not warmed      0       0     0          0     0         0        0  ok",
             ]
         );
     }

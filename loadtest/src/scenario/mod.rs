@@ -22,6 +22,7 @@ mod duplicate_clicks;
 mod graceful_shutdown;
 mod load;
 mod oversell;
+mod payment_timeout;
 mod peak_shaving;
 mod rate_limit;
 mod redis_loss;
@@ -90,6 +91,7 @@ const SCENARIOS: &[Scenario] = &[
     redis_loss::SCENARIO,
     stock_buckets::SCENARIO,
     graceful_shutdown::SCENARIO,
+    payment_timeout::SCENARIO,
 ];
 
 /// One variant's figures.
@@ -168,6 +170,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "broker-outage" => broker_outage::run(&args).await,
             "redis-loss" => redis_loss::run(&args).await,
             "stock-buckets" => stock_buckets::run(&args).await,
+            "payment-timeout" => payment_timeout::run(&args).await,
             "graceful-shutdown" => graceful_shutdown::run(&args).await,
             other => unreachable!("scenario {other} has no runner"),
         }

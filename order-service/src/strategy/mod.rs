@@ -182,12 +182,12 @@ impl<T: Transport + Clone> Orders<T> {
             let inserted = store::insert_orders(&mut tx, &[(order_id, &message)])
                 .await
                 .map_err(crate::service::database_failure)?;
-            if inserted.is_empty() {
+            let Some(order) = inserted.first() else {
                 // The buyer already has an order: the rollback (on drop) gives the unit back.
                 return Err(OrderError::Duplicate);
-            }
+            };
             tx.commit().await.map_err(crate::service::database_failure)?;
-            self.written(goods_id, user_id, ticket, order_id).await;
+            self.written(user_id, order).await;
             return Ok(Ticket { ticket, user_id, goods_id });
         }
         metrics::counter!("orders_placed_total", "outcome" => "conflict").increment(1);
@@ -203,11 +203,16 @@ impl<T: Transport + Clone> Orders<T> {
     }
 
     /// Records the written order as the buyer's result (best effort: polling falls back to
-    /// PostgreSQL).
-    async fn written(&self, goods_id: i64, user_id: i64, ticket: Uuid, order_id: i64) {
-        let outcome = TicketOutcome { goods_id, user_id, ticket, outcome: Outcome::Success(order_id) };
+    /// PostgreSQL) and starts its payment timer (best effort too: the safety sweep cancels an
+    /// order whose timer was never started).
+    async fn written(&self, user_id: i64, order: &store::WrittenOrder) {
+        let (goods_id, ticket) = (order.goods_id, order.ticket);
+        let outcome = TicketOutcome { goods_id, user_id, ticket, outcome: Outcome::Success(order.id) };
         if let Err(err) = self.results.record(&[outcome]).await {
             tracing::warn!(%ticket, %err, "could not record the written order's result");
+        }
+        if let Err(err) = self.publisher.publish_timers(&[order.timer()]).await {
+            tracing::warn!(order_id = order.id, %err, "payment timer not started; the safety sweep will cancel it");
         }
         metrics::counter!("orders_placed_total", "outcome" => "written").increment(1);
     }

@@ -29,8 +29,8 @@ impl<T: Transport + Clone> Orders<T> {
         }
         let message = OrderMessage { ticket, user_id, goods_id, price_cents };
         match self.write_one(&message).await {
-            Ok(Written::Order(order_id)) => {
-                self.written(goods_id, user_id, ticket, order_id).await;
+            Ok(Written::Order(order)) => {
+                self.written(user_id, &order).await;
                 Ok(Ticket { ticket, user_id, goods_id })
             }
             // PostgreSQL's guard refused the unit (it has none left): Redis had one too many.
@@ -56,18 +56,18 @@ impl<T: Transport + Clone> Orders<T> {
             return Ok(Written::NoStock);
         }
         let order_id = self.order_id().map_err(|err| sqlx::Error::Protocol(err.to_string()))?;
-        if store::insert_orders(&mut tx, &[(order_id, message)]).await?.is_empty() {
+        let Some(order) = store::insert_orders(&mut tx, &[(order_id, message)]).await?.pop() else {
             return Ok(Written::AlreadyOrdered);
-        }
+        };
         tx.commit().await?;
-        Ok(Written::Order(order_id))
+        Ok(Written::Order(order))
     }
 }
 
 /// What [`Orders::write_one`] did.
 enum Written {
-    /// The order is committed, with this id.
-    Order(i64),
+    /// The order is committed.
+    Order(store::WrittenOrder),
     /// PostgreSQL has no unit left: nothing was written.
     NoStock,
     /// The buyer has an order already: nothing was written.

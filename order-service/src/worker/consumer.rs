@@ -36,6 +36,8 @@ pub(super) enum Role {
     Orders(usize),
     /// The dead-letter queue.
     DeadLetters,
+    /// The expired payment timers.
+    Expiries,
 }
 
 impl<T: Transport> Worker<T> {
@@ -47,6 +49,7 @@ impl<T: Transport> Worker<T> {
             let session = match role {
                 Role::Orders(n) => self.consume(n).await,
                 Role::DeadLetters => self.finish_dead_letters().await,
+                Role::Expiries => self.cancel_expired().await,
             };
             match session {
                 Ok(()) => return,

@@ -50,8 +50,11 @@ impl<T: Transport> Worker<T> {
             None => "undecodable",
             Some(message) => match self.existing_order(message).await {
                 None => return, // stopping: it stays in the dead-letter queue
-                Some(Some(order_id)) => {
-                    if !self.record(&[outcome_of(message, Outcome::Success(order_id))]).await {
+                Some(Some(order)) => {
+                    if !self.record(&[outcome_of(message, Outcome::Success(order.id))]).await {
+                        return;
+                    }
+                    if !self.start_timers(&[order.timer()]).await {
                         return;
                     }
                     "ordered"

@@ -10,6 +10,7 @@
 //!   the acknowledgements; and the give-up policy for a message that will never be written (its
 //!   unit back, a failed result, the dead-letter queue).
 //! - `dead_letters`: the dead-letter queue's consumer, which finishes whatever reached it.
+//! - `expiries`: the consumer of expired payment timers, which cancels what is still unpaid.
 //!
 //! A dependency that is down (PostgreSQL, stock-service, Redis) never sends a message back to the
 //! queue: the batch is held and its step retried with growing pauses ([`Worker::hold`]) until
@@ -19,6 +20,7 @@
 mod batch;
 mod consumer;
 mod dead_letters;
+mod expiries;
 mod settle;
 mod writer;
 
@@ -34,7 +36,8 @@ use tokio_util::sync::CancellationToken;
 
 use self::consumer::Role;
 pub(crate) use self::writer::Writer;
-use crate::broker::Topology;
+use crate::broker::{Publisher, Topology};
+use crate::lifecycle::Lifecycle;
 use crate::results::Results;
 use crate::settings::WorkerSettings;
 
@@ -50,6 +53,10 @@ pub(crate) struct Worker<T> {
     pool: PgPool,
     /// Take order messages acknowledged as delivered (`SECKILL_WITHOUT__ACK_AFTER_COMMIT` only).
     ack_on_delivery: bool,
+    /// Publishes the written orders' payment timers.
+    timers: Publisher,
+    /// Cancels the orders whose timers expire.
+    lifecycle: Lifecycle<T>,
     /// Cancelled when the worker stops: ends the consumers and any batch held in [`Worker::hold`].
     shutdown: CancellationToken,
 }
@@ -66,14 +73,39 @@ pub(crate) struct WorkerParts<T> {
     /// `SECKILL_WITHOUT__ACK_AFTER_COMMIT`: order messages are acknowledged as they are delivered,
     /// before their orders are written, so a crash loses what the worker held.
     pub(crate) ack_on_delivery: bool,
+    pub(crate) timers: Publisher,
+    pub(crate) lifecycle: Lifecycle<T>,
 }
 
 impl<T: Transport> Worker<T> {
     /// A worker writing through `writer`, releasing through `stock`, recording in `results`,
     /// until `shutdown` is cancelled.
     pub(crate) fn new(parts: WorkerParts<T>, shutdown: CancellationToken) -> Self {
-        let WorkerParts { amqp_url, topology, settings, writer, stock, results, pool, ack_on_delivery } = parts;
-        Worker { amqp_url, topology, settings, writer, stock, results, pool, ack_on_delivery, shutdown }
+        let WorkerParts {
+            amqp_url,
+            topology,
+            settings,
+            writer,
+            stock,
+            results,
+            pool,
+            ack_on_delivery,
+            timers,
+            lifecycle,
+        } = parts;
+        Worker {
+            amqp_url,
+            topology,
+            settings,
+            writer,
+            stock,
+            results,
+            pool,
+            ack_on_delivery,
+            timers,
+            lifecycle,
+            shutdown,
+        }
     }
 
     /// Runs `settings.consumers` consumers and the dead-letter consumer until the shutdown token
@@ -81,7 +113,7 @@ impl<T: Transport> Worker<T> {
     /// The consumers are tasks of a set this future owns: dropping it (aborting its task, as
     /// [`crate::WorkerApplication::abort`] does to simulate a crash) aborts them all at once.
     pub(crate) async fn run(self: Arc<Self>) {
-        let roles = (0..self.settings.consumers.max(1)).map(Role::Orders).chain([Role::DeadLetters]);
+        let roles = (0..self.settings.consumers.max(1)).map(Role::Orders).chain([Role::DeadLetters, Role::Expiries]);
         let mut consumers = tokio::task::JoinSet::new();
         for role in roles {
             consumers.spawn(self.clone().consume_forever(role));

@@ -1,6 +1,6 @@
 //! After a write: releases, results, acknowledgements; and giving up on a message for good.
 
-use contracts::order::OrderMessage;
+use contracts::order::{ExpiryMessage, OrderMessage};
 use contracts::stock::ReleaseScope;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
@@ -9,23 +9,26 @@ use rpc::Transport;
 use super::Worker;
 use super::writer::Verdict;
 use crate::results::{Outcome, TicketOutcome};
+use crate::store::WrittenOrder;
 
-/// What remains to do for a written batch: releases, results, the ack.
+/// What remains to do for a written batch: releases, results, payment timers, the ack.
 pub(crate) struct Settlement {
     outcomes: Vec<TicketOutcome>,
     releases: Vec<(OrderMessage, ReleaseScope)>,
+    timers: Vec<(ExpiryMessage, u32)>,
     deliveries: Vec<Delivery>,
 }
 
 impl Settlement {
     pub(super) fn new(messages: &[OrderMessage], verdicts: Vec<Verdict>, deliveries: Vec<Delivery>) -> Settlement {
         let mut outcomes = Vec::with_capacity(messages.len());
-        let mut releases = Vec::new();
+        let (mut releases, mut timers) = (Vec::new(), Vec::new());
         for (message, verdict) in messages.iter().zip(verdicts) {
             let outcome = match verdict {
-                Verdict::Written(order_id) => {
+                Verdict::Written(order) => {
                     metrics::counter!("order_messages_total", "outcome" => "written").increment(1);
-                    Outcome::Success(order_id)
+                    timers.push(order.timer());
+                    Outcome::Success(order.id)
                 }
                 Verdict::Refused { reason, release } => {
                     metrics::counter!("order_messages_total", "outcome" => "refused").increment(1);
@@ -37,7 +40,7 @@ impl Settlement {
             };
             outcomes.push(outcome_of(message, outcome));
         }
-        Settlement { outcomes, releases, deliveries }
+        Settlement { outcomes, releases, timers, deliveries }
     }
 }
 
@@ -56,6 +59,11 @@ impl<T: Transport> Worker<T> {
             }
         }
         if !self.record(&settlement.outcomes).await {
+            return;
+        }
+        // Each order's payment timer, before the ack: a crash in between redelivers the batch,
+        // which is found written and starts its timers again (a timer twice cancels once).
+        if !self.start_timers(&settlement.timers).await {
             return;
         }
         // Deliveries reach a consumer in tag order and each batch is settled after the ones
@@ -77,8 +85,11 @@ impl<T: Transport> Worker<T> {
     /// are retried in place until they answer.
     pub(super) async fn give_up(&self, message: &OrderMessage, delivery: &Delivery, err: &str) {
         let Some(existing) = self.existing_order(message).await else { return };
-        if let Some(order_id) = existing {
-            if !self.record(&[outcome_of(message, Outcome::Success(order_id))]).await {
+        if let Some(order) = existing {
+            if !self.record(&[outcome_of(message, Outcome::Success(order.id))]).await {
+                return;
+            }
+            if !self.start_timers(&[order.timer()]).await {
                 return;
             }
             if !self.ack_on_delivery {
@@ -98,9 +109,15 @@ impl<T: Transport> Worker<T> {
         }
     }
 
+    /// Starts the payment timers of written orders, publishing until the broker confirms each.
+    /// False if the worker stops first.
+    pub(super) async fn start_timers(&self, timers: &[(ExpiryMessage, u32)]) -> bool {
+        self.persist("timers", || self.timers.publish_timers(timers)).await.is_some()
+    }
+
     /// The order an earlier delivery of `message` wrote, if any, asked until PostgreSQL answers;
     /// `None` if the worker stops first.
-    pub(super) async fn existing_order(&self, message: &OrderMessage) -> Option<Option<i64>> {
+    pub(super) async fn existing_order(&self, message: &OrderMessage) -> Option<Option<WrittenOrder>> {
         self.persist("check", || self.writer.existing_order(message.ticket)).await
     }
 

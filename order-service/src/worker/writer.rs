@@ -6,7 +6,8 @@
 //!   claim the reservations in Redis (one RPC per goods)
 //!   INSERT ... SELECT FROM UNNEST(...) ON CONFLICT DO NOTHING   -- one statement, n rows
 //!   UPDATE seckill_goods SET stock = stock - n WHERE stock >= n  -- the guard, per goods
-//! COMMIT                                       -- only then are the messages acknowledged
+//! COMMIT                                       -- then each order's payment timer is
+//!                                              -- published, then the messages acknowledged
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
@@ -20,13 +21,13 @@ use rpc::Transport;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::store;
+use crate::store::{self, WrittenOrder};
 
 /// What became of one message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Verdict {
     /// The order exists (written now, or by an earlier delivery of the same message).
-    Written(i64),
+    Written(WrittenOrder),
     /// No order. `release` says how the message's hold must be undone, if it still holds one
     /// (a lost reservation holds nothing).
     Refused {
@@ -101,8 +102,8 @@ impl<T: Transport> Writer<T> {
         // Row locks in goods order, like the advisory locks: two batches never wait on each other
         // crosswise.
         let mut per_goods: BTreeMap<i64, i64> = BTreeMap::new();
-        for (_, _, goods_id) in &inserted {
-            *per_goods.entry(*goods_id).or_default() += 1;
+        for order in &inserted {
+            *per_goods.entry(order.goods_id).or_default() += 1;
         }
         for (goods_id, n) in &per_goods {
             if !store::take_stock(&mut tx, *goods_id, *n).await? {
@@ -111,21 +112,22 @@ impl<T: Transport> Writer<T> {
                 return Err(WriteError::SoldOutInDatabase(format!("goods {goods_id} has fewer than {n} units")));
             }
         }
-        let mut written: HashMap<Uuid, i64> = inserted.into_iter().map(|(ticket, id, _)| (ticket, id)).collect();
+        let mut written: HashMap<Uuid, WrittenOrder> =
+            inserted.into_iter().map(|order| (order.ticket, order)).collect();
         // Not inserted although claimed: an earlier delivery of the same message wrote it.
         let skipped: Vec<Uuid> =
             to_insert.iter().map(|(_, m)| m.ticket).filter(|ticket| !written.contains_key(ticket)).collect();
         if !skipped.is_empty() {
-            written.extend(store::ids_by_ticket(&mut tx, &skipped).await?);
+            written.extend(store::written_by_ticket(&mut tx, &skipped).await?.into_iter().map(|o| (o.ticket, o)));
         }
         tx.commit().await?;
         Ok(messages.iter().map(|message| verdict(message, &claims, &written)).collect())
     }
 
     /// The order written for `ticket`, if any (an earlier delivery may have committed it).
-    pub(crate) async fn existing_order(&self, ticket: Uuid) -> sqlx::Result<Option<i64>> {
+    pub(crate) async fn existing_order(&self, ticket: Uuid) -> sqlx::Result<Option<WrittenOrder>> {
         let mut conn = self.pool.acquire().await?;
-        Ok(store::ids_by_ticket(&mut conn, &[ticket]).await?.first().map(|(_, id)| *id))
+        Ok(store::written_by_ticket(&mut conn, &[ticket]).await?.first().copied())
     }
 
     async fn claim(&self, messages: &[OrderMessage], goods: &[i64]) -> Result<HashMap<Uuid, ClaimOutcome>, WriteError> {
@@ -144,12 +146,16 @@ impl<T: Transport> Writer<T> {
     }
 }
 
-fn verdict(message: &OrderMessage, claims: &HashMap<Uuid, ClaimOutcome>, written: &HashMap<Uuid, i64>) -> Verdict {
+fn verdict(
+    message: &OrderMessage,
+    claims: &HashMap<Uuid, ClaimOutcome>,
+    written: &HashMap<Uuid, WrittenOrder>,
+) -> Verdict {
     if claims.get(&message.ticket) == Some(&ClaimOutcome::Lost) {
         return Verdict::Refused { reason: "reservation lost".into(), release: None };
     }
     match written.get(&message.ticket) {
-        Some(id) => Verdict::Written(*id),
+        Some(order) => Verdict::Written(*order),
         // Claimed, yet the user already has an order under another ticket.
         None => Verdict::Refused { reason: "already ordered".into(), release: Some(ReleaseScope::AnyHold) },
     }

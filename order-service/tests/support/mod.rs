@@ -62,6 +62,8 @@ impl Stack {
                 database: db.settings(),
                 redis: RedisSettings::with_prefix(&prefix),
                 without: Default::default(),
+                // Sales are warmed up by the tests (and rebuilt by the reconciler under test).
+                warm_up: stock_service::settings::WarmUpSettings { enabled: false, ..Default::default() },
             };
             stock_apps.push(stock_service::Application::build(settings).await.expect("stock-service starts"));
         }
@@ -95,6 +97,11 @@ impl Stack {
         }
         settings.broker.confirm_timeout = Duration::from_secs(2);
         settings.worker.batch_size = 100;
+        // Payments through the sandbox (a simulator; development only). Tests play the
+        // provider's callbacks themselves, signed with the webhook secret: nothing listens here.
+        settings.node.env = platform::env::Environment::Development;
+        settings.payment.provider = order_service::settings::ProviderKind::Sandbox;
+        settings.payment.sandbox.webhook_url = "http://127.0.0.1:9/unused".into();
         let order_app = Application::build(settings.clone()).await.expect("order-service starts");
         let orders = OrderServiceClient::new(testkit::channel(order_app.address()));
         let registry = settings.registry.connect().await.unwrap();
@@ -124,8 +131,17 @@ impl Stack {
         self.goods_bought_by(stock, PurchaseStrategy::LuaMq).await
     }
 
+    /// A warmed-up sale of `stock` units whose orders wait `window_secs` for their payment.
+    pub async fn goods_with_window(&self, stock: i32, window_secs: u32) -> i64 {
+        self.create_goods(stock, PurchaseStrategy::LuaMq, window_secs).await
+    }
+
     /// A warmed-up sale of `stock` units whose purchases take their unit by `strategy`.
     pub async fn goods_bought_by(&self, stock: i32, strategy: PurchaseStrategy) -> i64 {
+        self.create_goods(stock, strategy, contracts::stock::DEFAULT_PAYMENT_WINDOW_SECS).await
+    }
+
+    async fn create_goods(&self, stock: i32, strategy: PurchaseStrategy, payment_window_secs: u32) -> i64 {
         let now = Utc::now();
         let goods = NewGoods {
             name: "Flash sale".into(),
@@ -137,6 +153,7 @@ impl Stack {
             end_at: now + chrono::Duration::hours(1),
             strategy,
             buckets: 1,
+            payment_window_secs,
         };
         let admin = self.stock.clone().with_credential(testkit::as_admin());
         let goods_id = admin.create_goods(goods).await.unwrap().goods_id;
@@ -208,7 +225,8 @@ impl Stack {
         for app in self.stock_apps.drain(..) {
             app.stop().await;
         }
-        Topology::remove(&self.settings.broker).await;
+        // The payment windows the tests use (other wait queues delete themselves, unused).
+        Topology::remove(&self.settings.broker, &[900, 1, 2, 3, 4, 5, 6, 8, 10]).await;
         testkit::clear_redis_prefix(&self.redis, &self.prefix).await;
     }
 }

@@ -1,6 +1,12 @@
 //! The HTTP API's request and response bodies (what `/openapi.json` describes). They are the
 //! gateway's own types, converted from the RPC contracts, so the public API can stay stable
 //! while services change.
+//!
+//! - [`orders`]: orders, their payments and the provider's callbacks.
+
+mod orders;
+
+pub use self::orders::*;
 
 use chrono::{DateTime, Utc};
 use contracts::Role;
@@ -178,9 +184,10 @@ pub struct TicketBody {
 /// Where the caller's purchase stands.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ResultBody {
-    /// `queued`, `success`, `failed`, `sold_out` or `none`.
+    /// `queued`, `success`, `failed`, `sold_out`, `cancelled` (the order was not paid in time, or
+    /// its buyer cancelled it: buy again) or `none`.
     pub status: &'static str,
-    /// The order, on success (a string: order ids pass 2^53).
+    /// The order, on success or cancellation (a string: order ids pass 2^53).
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ids::optional")]
     #[schema(value_type = Option<String>, example = "290467863829413888")]
     pub order_id: Option<i64>,
@@ -201,29 +208,9 @@ impl From<OrderResult> for ResultBody {
             OrderResult::Failed { reason } => ResultBody { reason: Some(reason), ..body("failed") },
             OrderResult::SoldOut => body("sold_out"),
             OrderResult::None => body("none"),
+            OrderResult::Cancelled { order_id } => ResultBody { order_id: Some(order_id), ..body("cancelled") },
         }
     }
-}
-
-/// An order.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct OrderBody {
-    /// Snowflake id, as a string: ids pass 2^53, beyond which a JavaScript number loses digits.
-    #[serde(serialize_with = "ids::string")]
-    #[schema(value_type = String, example = "290467863829413888")]
-    pub id: i64,
-    /// Buyer.
-    pub user_id: i64,
-    /// Goods.
-    pub goods_id: i64,
-    /// Ticket it came from.
-    pub ticket: Uuid,
-    /// Price paid, in cents.
-    pub price_cents: i64,
-    /// Status.
-    pub status: String,
-    /// Written at.
-    pub created_at: DateTime<Utc>,
 }
 
 /// Goods to put on sale.
@@ -257,6 +244,11 @@ pub struct NewGoodsBody {
     #[serde(default)]
     #[schema(example = 1)]
     pub buckets: Option<u16>,
+    /// How long a won unit waits for its payment, in seconds (1 to 86,400; default 900): an
+    /// order unpaid by then is cancelled and its unit put back on sale. Fixed at creation.
+    #[serde(default)]
+    #[schema(example = 900)]
+    pub payment_window_secs: Option<u32>,
 }
 
 /// Load-test users to create.
@@ -299,8 +291,14 @@ pub struct StatsBody {
     pub redis_stock: Option<i64>,
     /// Reservations and purchases held in Redis.
     pub holds: i64,
-    /// Orders written.
+    /// Live orders (unpaid + paid).
     pub orders: i64,
+    /// Live orders waiting for their payment.
+    pub unpaid: i64,
+    /// Paid orders.
+    pub paid: i64,
+    /// Cancelled orders.
+    pub cancelled: i64,
     /// Accepted tickets not settled yet.
     pub pending_tickets: i64,
     /// Accepted tickets that ended in failure.
@@ -323,8 +321,16 @@ pub struct GoodsAuditBody {
     pub redis_stock: Option<i64>,
     /// Holds in Redis.
     pub holds: i64,
-    /// Orders written.
+    /// Live orders (unpaid + paid).
     pub orders: i64,
+    /// Live orders waiting for their payment.
+    pub unpaid: i64,
+    /// Paid orders.
+    pub paid: i64,
+    /// Cancelled orders (their units back on sale).
+    pub cancelled: i64,
+    /// Late payments not refunded yet.
+    pub refunds_pending: i64,
     /// Orders beyond one per buyer.
     pub duplicates: i64,
     /// Orders beyond the initial stock.
@@ -401,15 +407,20 @@ mod tests {
     #[test]
     fn an_order_id_above_2_pow_53_survives_a_javascript_style_json_round_trip() {
         let id = (1i64 << 53) + 1; // 9007199254740993: the first integer an f64 cannot hold
-        let order = OrderBody {
+        let now = Utc::now();
+        let order = OrderBody::from(contracts::order::OrderView {
             id,
             user_id: 7,
             goods_id: 3,
             ticket: Uuid::nil(),
             price_cents: 100,
-            status: "created".into(),
-            created_at: Utc::now(),
-        };
+            status: contracts::order::OrderStatus::Unpaid,
+            created_at: now,
+            expires_at: now,
+            paid_at: None,
+            cancelled_at: None,
+            cancel_reason: None,
+        });
         let json = serde_json::to_string(&order).unwrap();
         // A browser parses numbers as f64: an id sent as a number would come back rounded.
         assert_ne!((id as f64) as i64, id);
