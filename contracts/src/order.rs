@@ -135,16 +135,18 @@ pub struct OrderPage {
 /// The most orders one page holds.
 pub const MAX_PAGE: u32 = 100;
 
-/// The timer of one order's payment window: published when the order is written, dead-lettered
-/// by the broker when the window closes, and consumed by the workers, which cancel the order if
-/// it is still unpaid (JSON; its AMQP message id is the order id).
+/// The timer of the payment window of orders written together: published when they are written,
+/// dead-lettered by the broker when the window closes, and consumed by the workers, which cancel
+/// each order still unpaid (JSON). The orders of one goods written in one transaction share their
+/// `expires_at` (PostgreSQL's `now()` is the transaction's), so a batch of a thousand is one
+/// timer, not a thousand.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExpiryMessage {
-    /// The order.
-    pub order_id: i64,
-    /// Its goods.
+    /// The orders.
+    pub order_ids: Vec<i64>,
+    /// Their goods.
     pub goods_id: i64,
-    /// When its window closes.
+    /// When their window closes.
     pub expires_at: DateTime<Utc>,
 }
 

@@ -352,10 +352,9 @@ impl Publisher {
         self.send(&channel, exchange, ROUTING_KEY, &message.ticket.to_string(), &payload, timeout).await
     }
 
-    /// Starts the payment timers of orders, each (message, window in seconds): a message waits
-    /// in its window's queue and reaches the workers when the window closes. All are sent
-    /// before any confirm is awaited (a batch of a thousand is one wait, not a thousand);
-    /// returns once the broker confirmed every one.
+    /// Starts payment timers, each (message, window in seconds): a message waits in its window's
+    /// queue and reaches the workers when the window closes. All are sent before any confirm is
+    /// awaited; returns once the broker confirmed every one.
     pub async fn publish_timers(&self, timers: &[(ExpiryMessage, u32)]) -> Result<(), PublishError> {
         if timers.is_empty() {
             return Ok(());
@@ -374,7 +373,7 @@ impl Publisher {
                         queue.as_str().into(),
                         mandatory(),
                         &payload,
-                        persistent(&message.order_id.to_string()),
+                        persistent(&format!("timer-{}-{}", message.goods_id, message.order_ids.first().unwrap_or(&0))),
                     )
                     .await
                     .map_err(|e| PublishError::Unreachable(e.to_string()))?;

@@ -29,10 +29,19 @@ pub struct WrittenOrder {
 }
 
 impl WrittenOrder {
-    /// The timer that cancels it if it is still unpaid when its window closes.
-    pub fn timer(&self) -> (ExpiryMessage, u32) {
-        let message = ExpiryMessage { order_id: self.id, goods_id: self.goods_id, expires_at: self.expires_at };
-        (message, u32::try_from(self.window_secs).unwrap_or(1).max(1))
+    /// The payment timers of `orders`, with their windows in seconds: one per goods, window and
+    /// end of window (in a batch: one per goods), each cancelling its orders still unpaid then.
+    pub fn timers(orders: &[WrittenOrder]) -> Vec<(ExpiryMessage, u32)> {
+        let mut timers: std::collections::BTreeMap<(i64, i32, DateTime<Utc>), Vec<i64>> = Default::default();
+        for order in orders {
+            timers.entry((order.goods_id, order.window_secs, order.expires_at)).or_default().push(order.id);
+        }
+        timers
+            .into_iter()
+            .map(|((goods_id, window_secs, expires_at), order_ids)| {
+                (ExpiryMessage { order_ids, goods_id, expires_at }, u32::try_from(window_secs).unwrap_or(1).max(1))
+            })
+            .collect()
     }
 }
 

@@ -220,7 +220,7 @@ async fn a_timer_delivered_twice_returns_one_unit() {
         .unwrap();
     let connection = order_service::broker::connect(&secrecy::SecretString::from(testkit::amqp_url())).await.unwrap();
     let channel = connection.create_channel().await.unwrap();
-    let timer = ExpiryMessage { order_id, goods_id, expires_at: chrono::Utc::now() };
+    let timer = ExpiryMessage { order_ids: vec![order_id], goods_id, expires_at: chrono::Utc::now() };
     let payload = serde_json::to_vec(&timer).unwrap();
     let exchange = stack.topology().names.expired_exchange;
     for _ in 0..2 {

@@ -211,7 +211,7 @@ impl<T: Transport + Clone> Orders<T> {
         if let Err(err) = self.results.record(&[outcome]).await {
             tracing::warn!(%ticket, %err, "could not record the written order's result");
         }
-        if let Err(err) = self.publisher.publish_timers(&[order.timer()]).await {
+        if let Err(err) = self.publisher.publish_timers(&store::WrittenOrder::timers(&[*order])).await {
             tracing::warn!(order_id = order.id, %err, "payment timer not started; the safety sweep will cancel it");
         }
         metrics::counter!("orders_placed_total", "outcome" => "written").increment(1);

@@ -54,7 +54,7 @@ impl<T: Transport> Worker<T> {
                     if !self.record(&[outcome_of(message, Outcome::Success(order.id))]).await {
                         return;
                     }
-                    if !self.start_timers(&[order.timer()]).await {
+                    if !self.start_timers(&crate::store::WrittenOrder::timers(&[order])).await {
                         return;
                     }
                     "ordered"

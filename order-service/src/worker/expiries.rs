@@ -1,9 +1,9 @@
 //! The consumer of expired payment timers: each [`ExpiryMessage`] the broker dead-letters when
-//! its order's window closes cancels that order if it is still unpaid, with its unit returned to
-//! PostgreSQL and to Redis (`crate::lifecycle`). A message is acknowledged only after the
-//! cancellation finished (or found the order paid); a timer that came early (the broker's clock
-//! ahead of the database's) waits out the difference first. Up to [`IN_FLIGHT`] orders are
-//! cancelled at once; on shutdown the ones in hand finish first.
+//! its orders' window closes cancels those still unpaid, with their units returned to PostgreSQL
+//! and to Redis (`crate::lifecycle`). A message is acknowledged only after every cancellation
+//! finished (or found its order paid); a timer that came early (the broker's clock ahead of the
+//! database's) waits out the difference first. Up to [`IN_FLIGHT`] timers are handled at once,
+//! and [`PER_TIMER`] orders of each; on shutdown the ones in hand finish first.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +20,8 @@ use crate::lifecycle::Cancellation;
 
 /// Timers handled at once per worker process.
 const IN_FLIGHT: usize = 16;
+/// Orders of one timer cancelled at once.
+const PER_TIMER: usize = 16;
 
 /// The longest an early timer is held in place before it is tried again.
 const EARLY_WAIT: Duration = Duration::from_secs(5);
@@ -57,13 +59,34 @@ impl<T: Transport> Worker<T> {
             }
             return;
         };
+        let mut finished = true;
+        for orders in timer.order_ids.chunks(PER_TIMER) {
+            let mut cancellations = Vec::with_capacity(orders.len());
+            for order_id in orders {
+                cancellations.push(self.expire_order(*order_id));
+            }
+            finished = futures::future::join_all(cancellations).await.into_iter().all(|done| done);
+            if !finished {
+                break;
+            }
+        }
+        if !finished {
+            return; // stopping: unacknowledged, redelivered, and what was done is found done
+        }
+        if let Err(err) = delivery.acker.ack(BasicAckOptions::default()).await {
+            tracing::warn!(%err, "ack failed; the timer comes again and finds its work done");
+        }
+    }
+
+    /// Cancels one order of an expired timer if it is unpaid; false if the worker stops first.
+    async fn expire_order(&self, order_id: i64) -> bool {
         loop {
-            let cancel = || self.lifecycle.cancel(timer.order_id, CancelReason::Timeout, None);
-            let Some(cancellation) = self.persist("cancel", cancel).await else { return };
+            let cancel = || self.lifecycle.cancel(order_id, CancelReason::Timeout, None);
+            let Some(cancellation) = self.persist("cancel", cancel).await else { return false };
             let outcome = match cancellation {
                 Cancellation::NotDue(left) => {
                     tokio::select! {
-                        () = self.shutdown.cancelled() => return, // unacknowledged: redelivered
+                        () = self.shutdown.cancelled() => return false,
                         () = tokio::time::sleep(left.min(EARLY_WAIT)) => continue,
                     }
                 }
@@ -72,10 +95,7 @@ impl<T: Transport> Worker<T> {
                 Cancellation::NotFound => "not_found",
             };
             metrics::counter!("order_timers_total", "outcome" => outcome).increment(1);
-            break;
-        }
-        if let Err(err) = delivery.acker.ack(BasicAckOptions::default()).await {
-            tracing::warn!(%err, "ack failed; the timer comes again and finds its work done");
+            return true;
         }
     }
 }

@@ -22,12 +22,12 @@ pub(crate) struct Settlement {
 impl Settlement {
     pub(super) fn new(messages: &[OrderMessage], verdicts: Vec<Verdict>, deliveries: Vec<Delivery>) -> Settlement {
         let mut outcomes = Vec::with_capacity(messages.len());
-        let (mut releases, mut timers) = (Vec::new(), Vec::new());
+        let (mut releases, mut written) = (Vec::new(), Vec::new());
         for (message, verdict) in messages.iter().zip(verdicts) {
             let outcome = match verdict {
                 Verdict::Written(order) => {
                     metrics::counter!("order_messages_total", "outcome" => "written").increment(1);
-                    timers.push(order.timer());
+                    written.push(order);
                     Outcome::Success(order.id)
                 }
                 Verdict::Refused { reason, release } => {
@@ -40,7 +40,7 @@ impl Settlement {
             };
             outcomes.push(outcome_of(message, outcome));
         }
-        Settlement { outcomes, releases, timers, deliveries }
+        Settlement { outcomes, releases, timers: WrittenOrder::timers(&written), deliveries }
     }
 }
 
@@ -89,7 +89,7 @@ impl<T: Transport> Worker<T> {
             if !self.record(&[outcome_of(message, Outcome::Success(order.id))]).await {
                 return;
             }
-            if !self.start_timers(&[order.timer()]).await {
+            if !self.start_timers(&WrittenOrder::timers(&[order])).await {
                 return;
             }
             if !self.ack_on_delivery {
