@@ -36,9 +36,30 @@ async fn order_becomes(app: &TestApp, order_id: &str, token: &str, status: &str)
 #[actix_web::test]
 async fn a_buyer_pays_through_the_sandbox_cancels_lists_and_a_late_payment_is_refunded() {
     let app = spawn_app(Options::default()).await;
-    let goods_id = app.sale_with_window(3, 3).await;
+    let goods_id = app.sale_with_window(4, 3).await;
     let users = app.users(4).await;
-    let (payer, canceller, late) = (&users[0].1, &users[1].1, &users[2].1);
+    let (payer, canceller, late, retrier) = (&users[0].1, &users[1].1, &users[2].1, &users[3].1);
+
+    // A payment the provider declines leaves the order unpaid; another one, in the window, pays it.
+    let retried = won_order(&app, goods_id, retrier).await;
+    let pay = format!("/api/v1/orders/{retried}/pay");
+    let declined = json!({"sandbox": {"succeed": false, "callback_after_ms": 50}});
+    let (status, payment) = app.post_idempotent(&pay, retrier, "declined-1", declined).await;
+    assert_eq!(status, 202, "{payment}");
+    let failed = testkit::wait_for(Duration::from_secs(30), || async {
+        let status: String = sqlx::query_scalar("SELECT status FROM payments WHERE provider_ref = $1")
+            .bind(payment["provider_ref"].as_str().unwrap())
+            .fetch_one(&app.db_pool())
+            .await
+            .unwrap();
+        (status == "failed").then_some(())
+    })
+    .await;
+    assert!(failed.is_some(), "the declined payment failed");
+    assert_eq!(order(&app, &retried, retrier).await["status"], "unpaid");
+    let (status, _) = app.post_idempotent(&pay, retrier, "accepted-2", json!({})).await;
+    assert_eq!(status, 202);
+    order_becomes(&app, &retried, retrier, "paid").await;
 
     // Paid in time: the sandbox calls the webhook back, and the order is paid.
     let paid = won_order(&app, goods_id, payer).await;
@@ -117,8 +138,8 @@ async fn a_buyer_pays_through_the_sandbox_cancels_lists_and_a_late_payment_is_re
     let audit = app.drained_audit(goods_id).await;
     let goods = &audit["goods"][0];
     assert_eq!(audit["ok"], true, "{audit}");
-    // 3 units: paid, rebought (unpaid until its window closes too), and the late one cancelled.
-    assert_eq!(goods["paid"], 1, "{audit}");
+    // 4 units: two paid, one rebought (unpaid until its window closes too), the late one cancelled.
+    assert_eq!(goods["paid"], 2, "{audit}");
     assert!(goods["cancelled"].as_i64().unwrap() >= 2, "{audit}");
     app.finish().await;
 }

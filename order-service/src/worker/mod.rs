@@ -119,6 +119,8 @@ impl<T: Transport> Worker<T> {
             consumers.spawn(self.clone().consume_forever(role));
         }
         while consumers.join_next().await.is_some() {}
+        // Closed cleanly (dropped, the broker would log an abrupt close).
+        self.timers.close().await;
     }
 
     /// Waits before `step` is tried again after failing with `err`: a random pause under a ceiling
