@@ -16,6 +16,7 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use hdrhistogram::Histogram;
 use serde_json::json;
 
+use super::commandstats;
 use crate::http::Http;
 use crate::sandbox::FullStack;
 
@@ -38,6 +39,8 @@ struct Figures {
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// Attempts that succeeded.
+    ok: usize,
     errors: usize,
 }
 
@@ -63,8 +66,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let next_user = Arc::new(AtomicUsize::new(2));
 
     eprintln!("phase sale...");
+    let redis = testkit::redis_pool().await;
+    let before = commandstats::calls(&redis).await?;
     let sale = drive(args.connections, args.seconds, None, purchases(&http, &tokens, &next_user, open)).await;
+    let after = commandstats::calls(&redis).await?;
     report("sale", &sale);
+    // Every program's commands during the phase (they share this Redis), per purchase made.
+    println!("phase=sale redis_commands_per_purchase={}", commandstats::per(&before, &after, sale.ok));
 
     eprintln!("phase sold_out...");
     let sold_out_phase = drive(args.connections, args.seconds, None, {
@@ -184,6 +192,7 @@ where
         rps: ok as f64 / elapsed,
         p50_ms: merged.value_at_quantile(0.5) as f64 / 1000.0,
         p99_ms: merged.value_at_quantile(0.99) as f64 / 1000.0,
+        ok,
         errors,
     }
 }

@@ -1,6 +1,7 @@
 //! Benchmarks. Each starts what it needs (a throwaway database, Redis prefix and queues, the
 //! services in-process), prints its figures, and cleans up.
 
+mod commandstats;
 mod drain;
 mod gateway;
 mod reserve;
