@@ -18,7 +18,7 @@ use platform::auth::JwtKeys;
 use platform::registry;
 use platform::rules::{LiveRules, RuleStore};
 
-use crate::defences::{Blacklist, Captchas, LocalLimits, PathTokens, SignInGuard, SoldOutFlags, UserGate};
+use crate::defences::{Blacklist, Captchas, GateParts, LocalLimits, SignInGuard, SoldOutFlags, UserGate};
 use crate::goods_cache::GoodsCache;
 use crate::middleware::request_context;
 use crate::problem::Problem;
@@ -42,7 +42,9 @@ impl Application {
         // The recorder first: what is recorded before it is installed is lost (the rules version).
         let metrics = platform::metrics::prometheus_handle()?;
         let security = settings.rpc.load()?;
-        let redis = settings.redis.connect().await?;
+        // The hot paths share one multiplexed connection; the rule store keeps a small pool.
+        let redis = settings.redis.connect_shared().await?;
+        let pool = settings.redis.connect().await?;
         let registry = settings.registry.connect().await?;
         let users = UserServiceClient::new(registry::cluster(&registry, USER_SERVICE, &settings.users, &security));
         let stock = StockServiceClient::new(registry::cluster(&registry, STOCK_SERVICE, &settings.stock, &security));
@@ -65,7 +67,7 @@ impl Application {
             tracing::warn!("SECKILL_WITHOUT__CAPTCHA_AND_PATH: orders are accepted without a captcha or a path");
         }
         tokio::spawn(sold_out.clone().follow_restocks(settings.redis.url.clone(), keys.restock_channel()));
-        let rules = LiveRules::follow(RuleStore::new(redis.clone(), keys.rules()), settings.redis.url.clone()).await;
+        let rules = LiveRules::follow(RuleStore::new(pool, keys.rules()), settings.redis.url.clone()).await;
         let local_limits = LocalLimits::new(&settings.limits);
         let following = vec![
             rules.govern(vec![
@@ -94,15 +96,18 @@ impl Application {
             local_limits,
             user_gate: UserGate::new(
                 redis.clone(),
-                keys.clone(),
-                settings.limits.clone(),
-                rules.clone(),
-                blacklist.clone(),
+                GateParts {
+                    keys: keys.clone(),
+                    limits: settings.limits.clone(),
+                    captcha: settings.captcha.clone(),
+                    path_ttl: settings.path_ttl,
+                    rules: rules.clone(),
+                    blacklist: blacklist.clone(),
+                },
             ),
             blacklist,
             sign_in: SignInGuard::new(redis.clone(), keys.clone(), settings.sign_in.clone()),
-            captchas: Captchas::new(redis.clone(), keys.clone(), settings.captcha.clone()),
-            paths: PathTokens::new(redis.clone(), keys, settings.path_ttl),
+            captchas: Captchas::new(redis.clone(), keys, settings.captcha.clone()),
             redis,
             sold_out,
             without: settings.without.clone(),

@@ -7,13 +7,13 @@ use contracts::Actor;
 use contracts::order::OrderServiceClient;
 use contracts::stock::StockServiceClient;
 use contracts::user::UserServiceClient;
-use deadpool_redis::Pool;
 use metrics_exporter_prometheus::PrometheusHandle;
 use platform::auth::JwtKeys;
 use platform::identity::Identities;
+use platform::redis::Shared;
 use rpc::Cluster;
 
-use crate::defences::{Blacklist, Captchas, LocalLimits, PathTokens, SignInGuard, SoldOutFlags, UserGate};
+use crate::defences::{Blacklist, Captchas, LocalLimits, SignInGuard, SoldOutFlags, UserGate};
 use crate::goods_cache::GoodsCache;
 
 /// Shared state of one gateway process.
@@ -26,8 +26,8 @@ pub struct AppState {
     pub(crate) orders: OrderServiceClient<Cluster>,
     /// Mints the identity tokens of the users whose JWTs this gateway verified.
     pub(crate) identities: Identities,
-    /// Redis.
-    pub(crate) redis: Pool,
+    /// The shared Redis connection.
+    pub(crate) redis: Shared,
     /// JWT verification.
     pub(crate) jwt: JwtKeys,
     /// In-process rate limits.
@@ -40,8 +40,6 @@ pub struct AppState {
     pub(crate) sign_in: SignInGuard,
     /// Captchas.
     pub(crate) captchas: Captchas,
-    /// Hidden seckill paths.
-    pub(crate) paths: PathTokens,
     /// Sold-out flags.
     pub(crate) sold_out: Arc<SoldOutFlags>,
     /// Defences turned off (demonstrations only).

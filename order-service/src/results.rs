@@ -6,8 +6,8 @@
 
 use contracts::keyspace::Keyspace;
 use contracts::order::OrderResult;
-use deadpool_redis::Pool;
-use deadpool_redis::redis::{self, Script};
+use platform::redis::Shared;
+use redis::Script;
 use uuid::Uuid;
 
 /// Sets `queued` (with Redis's time) unless the entry already holds an outcome of this very
@@ -78,7 +78,7 @@ pub struct Recorded {
 /// The results store.
 #[derive(Clone, Debug)]
 pub struct Results {
-    redis: Pool,
+    redis: Shared,
     keys: Keyspace,
     mark_queued: Script,
     record: Script,
@@ -86,7 +86,7 @@ pub struct Results {
 
 impl Results {
     /// A store with keys named by `keys` (the sale's keyspace: results share its hash tag).
-    pub fn new(redis: Pool, keys: Keyspace) -> Results {
+    pub fn new(redis: Shared, keys: Keyspace) -> Results {
         Results { redis, keys, mark_queued: Script::new(MARK_QUEUED), record: Script::new(RECORD) }
     }
 
@@ -96,13 +96,13 @@ impl Results {
 
     /// Records that `ticket` is queued (after the broker confirmed its message).
     pub async fn mark_queued(&self, goods_id: i64, user_id: i64, ticket: Uuid) -> redis::RedisResult<()> {
-        let mut conn = self.redis.get().await.map_err(to_redis)?;
+        let mut conn = self.redis.clone();
         let _: i64 = self
             .mark_queued
             .key(self.key(goods_id))
             .arg(user_id)
             .arg(ticket.to_string())
-            .invoke_async(&mut *conn)
+            .invoke_async(&mut conn)
             .await?;
         Ok(())
     }
@@ -113,7 +113,7 @@ impl Results {
         for outcome in outcomes {
             by_goods.entry(outcome.goods_id).or_default().push(outcome);
         }
-        let mut conn = self.redis.get().await.map_err(to_redis)?;
+        let mut conn = self.redis.clone();
         for (goods_id, outcomes) in by_goods {
             let key = self.key(goods_id);
             let mut invocation = self.record.key(&key);
@@ -125,15 +125,15 @@ impl Results {
                 };
                 invocation.arg(*user_id).arg(ticket.to_string()).arg(value);
             }
-            let _: i64 = invocation.invoke_async(&mut *conn).await?;
+            let _: i64 = invocation.invoke_async(&mut conn).await?;
         }
         Ok(())
     }
 
     /// Every entry of a goods: the tickets still queued, and how many failed.
     pub async fn summary(&self, goods_id: i64) -> redis::RedisResult<(Vec<Uuid>, i64)> {
-        let mut conn = self.redis.get().await.map_err(to_redis)?;
-        let entries: Vec<String> = redis::cmd("HVALS").arg(self.key(goods_id)).query_async(&mut *conn).await?;
+        let mut conn = self.redis.clone();
+        let entries: Vec<String> = redis::cmd("HVALS").arg(self.key(goods_id)).query_async(&mut conn).await?;
         let (mut queued, mut failed) = (Vec::new(), 0);
         for recorded in entries.iter().filter_map(|entry| parse(entry)) {
             match recorded.result {
@@ -147,9 +147,9 @@ impl Results {
 
     /// What is recorded for this user and goods, if anything.
     pub async fn get(&self, goods_id: i64, user_id: i64) -> redis::RedisResult<Option<Recorded>> {
-        let mut conn = self.redis.get().await.map_err(to_redis)?;
+        let mut conn = self.redis.clone();
         let ((seconds, micros), entry): ((i64, i64), Option<String>) =
-            redis::pipe().cmd("TIME").cmd("HGET").arg(self.key(goods_id)).arg(user_id).query_async(&mut *conn).await?;
+            redis::pipe().cmd("TIME").cmd("HGET").arg(self.key(goods_id)).arg(user_id).query_async(&mut conn).await?;
         Ok(entry.as_deref().and_then(|entry| parse_at(entry, seconds * 1000 + micros / 1000)))
     }
 }
@@ -175,10 +175,6 @@ fn parse_at(entry: &str, now_ms: i64) -> Option<Recorded> {
         _ => return None,
     };
     Some(Recorded { ticket, result, queued_for_ms })
-}
-
-fn to_redis(err: deadpool_redis::PoolError) -> redis::RedisError {
-    redis::RedisError::from((redis::ErrorKind::Io, "redis pool", err.to_string()))
 }
 
 #[cfg(test)]

@@ -74,6 +74,8 @@ pub(crate) struct OrderParts<T> {
     pub(crate) stock: StockServiceClient<T>,
     pub(crate) publisher: Publisher,
     pub(crate) redis: deadpool_redis::Pool,
+    /// The shared connection of the hot paths (results).
+    pub(crate) shared: platform::redis::Shared,
     pub(crate) keys: Keyspace,
     pub(crate) ids: Arc<Snowflake>,
     pub(crate) identities: Identities,
@@ -84,8 +86,8 @@ pub(crate) struct OrderParts<T> {
 impl<T: Transport + Clone> Orders<T> {
     /// The service over its dependencies.
     pub(crate) fn new(parts: OrderParts<T>) -> Self {
-        let OrderParts { pool, stock, publisher, redis, keys, ids, identities, orphan_check, payments } = parts;
-        let results = Results::new(redis.clone(), keys.clone());
+        let OrderParts { pool, stock, publisher, redis, shared, keys, ids, identities, orphan_check, payments } = parts;
+        let results = Results::new(shared, keys.clone());
         let rules = Arc::new(SaleRules::new(pool.clone()));
         let lifecycle = Lifecycle::new(pool.clone(), stock.clone(), results.clone());
         Orders {

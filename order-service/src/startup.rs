@@ -34,6 +34,8 @@ use crate::worker::{Worker, WorkerParts, Writer};
 struct Dependencies {
     pool: PgPool,
     redis: deadpool_redis::Pool,
+    /// The shared connection of the hot paths.
+    shared: platform::redis::Shared,
     registry: Arc<dyn rpc::Registry>,
     stock: StockServiceClient<Cluster>,
     topology: Topology,
@@ -50,6 +52,7 @@ impl Dependencies {
         let security = settings.node.rpc.security.load()?;
         let pool = settings.database.connect().await?;
         let redis = settings.redis.connect().await?;
+        let shared = settings.redis.connect_shared().await?;
         let registry = settings.registry.connect().await?;
         let identity = settings.node.rpc.security.identities().service_credential(me);
         let stock = StockServiceClient::new(registry::cluster(&registry, STOCK_SERVICE, &settings.stock, &security))
@@ -58,7 +61,7 @@ impl Dependencies {
         let store = RuleStore::new(redis.clone(), settings.redis.keyspace().rules());
         let rules = LiveRules::follow(store, settings.redis.url.clone()).await;
         let following = rules.govern(vec![(stock.transport().clone(), settings.stock.clone())]);
-        Ok(Dependencies { pool, redis, registry, stock, topology, rules, following })
+        Ok(Dependencies { pool, redis, shared, registry, stock, topology, rules, following })
     }
 }
 
@@ -101,7 +104,7 @@ impl Application {
         let payments = Payments::new(deps.pool.clone(), provider, settings.payment.webhook_secret.clone());
         let sweep = CancellationToken::new();
         if settings.sweep.enabled {
-            let results = Results::new(deps.redis.clone(), keys.clone());
+            let results = Results::new(deps.shared.clone(), keys.clone());
             let lifecycle = Lifecycle::new(deps.pool.clone(), deps.stock.clone(), results);
             let sweeper = Sweeper::new(deps.pool.clone(), lifecycle, payments.clone(), settings.sweep.grace);
             tokio::spawn(sweeper.run(settings.sweep.interval, sweep.clone()));
@@ -112,6 +115,7 @@ impl Application {
             stock: deps.stock,
             publisher,
             redis: deps.redis,
+            shared: deps.shared,
             keys,
             ids: Arc::new(lease.snowflake()?),
             identities: settings.node.rpc.security.identities(),
@@ -186,7 +190,7 @@ impl WorkerApplication {
             .await
             .context("leasing a snowflake worker id")?;
         let ids = Arc::new(lease.snowflake()?);
-        let results = Results::new(deps.redis.clone(), keys.clone());
+        let results = Results::new(deps.shared.clone(), keys.clone());
         let timers = Publisher::connect(&settings.broker).await.map_err(|err| broker_unreachable(&settings, err))?;
         let lifecycle = Lifecycle::new(deps.pool.clone(), deps.stock.clone(), results.clone());
         let shutdown = CancellationToken::new();

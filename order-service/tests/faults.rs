@@ -197,7 +197,7 @@ async fn after_redis_loses_a_sale_mid_flight_the_reconciler_restores_it_and_the_
     testkit::clear_redis_prefix(&stack.redis, &stack.prefix).await;
     let reconciler = Reconciler::new(
         stack.stock.clone(),
-        Results::new(stack.redis.clone(), Keyspace::new(&stack.prefix)),
+        Results::new(testkit::redis_shared().await, Keyspace::new(&stack.prefix)),
         stack.redis.clone(),
         Keyspace::new(&stack.prefix),
         Duration::from_secs(60),
@@ -252,7 +252,7 @@ async fn the_reconciler_releases_orphans_but_not_ticketed_reservations() {
     stack.place(2, goods).await.unwrap();
     let reconciler = Reconciler::new(
         stack.stock.clone(),
-        Results::new(stack.redis.clone(), Keyspace::new(&stack.prefix)),
+        Results::new(testkit::redis_shared().await, Keyspace::new(&stack.prefix)),
         stack.redis.clone(),
         Keyspace::new(&stack.prefix),
         Duration::ZERO,

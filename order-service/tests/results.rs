@@ -9,7 +9,7 @@ use uuid::Uuid;
 async fn a_late_failure_of_an_old_ticket_never_covers_the_new_order() {
     let redis = testkit::redis_pool().await;
     let prefix = testkit::unique_name();
-    let results = Results::new(redis.clone(), Keyspace::new(&prefix));
+    let results = Results::new(testkit::redis_shared().await, Keyspace::new(&prefix));
     let (old, new) = (Uuid::new_v4(), Uuid::new_v4());
     // The old ticket failed; the user bought again and the new ticket succeeded.
     results.mark_queued(1, 7, old).await.unwrap();

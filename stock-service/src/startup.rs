@@ -32,13 +32,13 @@ impl Application {
         let warm_up = &settings.warm_up;
         anyhow::ensure!(!warm_up.enabled || !warm_up.interval.is_zero(), "SECKILL_WARM_UP__INTERVAL must be above 0");
         let pool = settings.database.connect().await?;
-        let redis = settings.redis.connect().await?;
         let identities = settings.node.rpc.security.identities();
         if settings.without.sale_state_rebuild {
             tracing::warn!(
                 "SECKILL_WITHOUT__SALE_STATE_REBUILD: a sale whose state Redis lost stops until warmed up again"
             );
         }
+        let redis = settings.redis.connect_shared().await?;
         let sales = SaleStore::new(redis, settings.redis.keyspace());
         let stock = Stock::new(pool.clone(), sales, identities, !settings.without.sale_state_rebuild);
         let server = settings.node.server()?.add_service(StockServiceServer::new(stock.clone()));

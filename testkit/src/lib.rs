@@ -107,6 +107,11 @@ pub async fn redis_pool() -> Pool {
     platform::redis::connect(&SecretString::from(redis_url()), 32).await.expect("connect to Redis")
 }
 
+/// The shared multiplexed Redis connection the services' hot paths use, for tests.
+pub async fn redis_shared() -> platform::redis::Shared {
+    platform::redis::Shared::connect(&SecretString::from(redis_url())).await.expect("connect to Redis")
+}
+
 /// Deletes every key under `prefix:`.
 pub async fn clear_redis_prefix(pool: &Pool, prefix: &str) {
     let mut conn = pool.get().await.expect("redis connection");

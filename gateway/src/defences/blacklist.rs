@@ -5,8 +5,8 @@
 use std::fmt;
 
 use contracts::keyspace::Keyspace;
-use deadpool_redis::Pool;
-use deadpool_redis::redis::{self, AsyncCommands};
+use platform::redis::Shared;
+use redis::{self, AsyncCommands};
 
 /// One blacklisted caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,13 +40,13 @@ impl Entry {
 /// The index and the lifting of bans.
 #[derive(Clone, Debug)]
 pub(crate) struct Blacklist {
-    redis: Pool,
+    redis: Shared,
     keys: Keyspace,
 }
 
 impl Blacklist {
     /// The blacklist in `redis`.
-    pub(crate) fn new(redis: Pool, keys: Keyspace) -> Blacklist {
+    pub(crate) fn new(redis: Shared, keys: Keyspace) -> Blacklist {
         Blacklist { redis, keys }
     }
 
@@ -66,8 +66,8 @@ impl Blacklist {
     /// Lists `entry` as banned for `ms` more milliseconds (best effort: the ban holds anyway).
     pub(crate) async fn record(&self, entry: &Entry, ms: i64) {
         let recorded = async {
-            let mut conn = self.redis.get().await.map_err(|e| e.to_string())?;
-            let now: (i64, i64) = redis::cmd("TIME").query_async(&mut *conn).await.map_err(|e| e.to_string())?;
+            let mut conn = self.redis.clone();
+            let now: (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await.map_err(|e| e.to_string())?;
             let until = now.0 * 1000 + now.1 / 1000 + ms;
             conn.zadd::<_, _, _, ()>(self.keys.blacklist(), entry.to_string(), until).await.map_err(|e| e.to_string())
         };
@@ -78,8 +78,8 @@ impl Blacklist {
 
     /// Every current entry with its expiry (ms since the epoch), soonest first.
     pub(crate) async fn list(&self) -> redis::RedisResult<Vec<(Entry, i64)>> {
-        let mut conn = self.redis.get().await.map_err(pool)?;
-        let now: (i64, i64) = redis::cmd("TIME").query_async(&mut *conn).await?;
+        let mut conn = self.redis.clone();
+        let now: (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
         let now_ms = now.0 * 1000 + now.1 / 1000;
         let index = self.keys.blacklist();
         let _: i64 = conn.zrembyscore(&index, "-inf", now_ms).await?;
@@ -95,14 +95,10 @@ impl Blacklist {
 
     /// Lifts `entry`'s ban (and forgets its strikes). Whether there was one.
     pub(crate) async fn lift(&self, entry: &Entry) -> redis::RedisResult<bool> {
-        let mut conn = self.redis.get().await.map_err(pool)?;
+        let mut conn = self.redis.clone();
         let (ban, strikes) = self.ban_key(entry);
         let removed: i64 = conn.del(&[ban, strikes]).await?;
         let listed: i64 = conn.zrem(self.keys.blacklist(), entry.to_string()).await?;
         Ok(removed > 0 || listed > 0)
     }
-}
-
-fn pool(err: deadpool_redis::PoolError) -> redis::RedisError {
-    redis::RedisError::from((redis::ErrorKind::Io, "redis pool", err.to_string()))
 }

@@ -9,8 +9,8 @@ use std::sync::OnceLock;
 use captcha::Captcha;
 use captcha::filters::Noise;
 use contracts::keyspace::Keyspace;
-use deadpool_redis::Pool;
-use deadpool_redis::redis::{self, AsyncCommands};
+use platform::redis::Shared;
+use redis::AsyncCommands;
 
 use crate::settings::CaptchaSettings;
 
@@ -41,14 +41,14 @@ fn store(err: impl std::fmt::Display) -> CaptchaError {
 /// Issues and checks captchas.
 #[derive(Clone, Debug)]
 pub(crate) struct Captchas {
-    redis: Pool,
+    redis: Shared,
     keys: Keyspace,
     settings: CaptchaSettings,
 }
 
 impl Captchas {
     /// Captchas stored in `redis`.
-    pub(crate) fn new(redis: Pool, keys: Keyspace, mut settings: CaptchaSettings) -> Captchas {
+    pub(crate) fn new(redis: Shared, keys: Keyspace, mut settings: CaptchaSettings) -> Captchas {
         // An empty answer means "unset": `SECKILL_CAPTCHA__TEST_ANSWER=` turns test mode off.
         settings.test_answer = settings.test_answer.filter(|answer| !answer.trim().is_empty());
         if settings.test_answer.is_some() {
@@ -76,7 +76,7 @@ impl Captchas {
         .await
         .map_err(|_| CaptchaError::Drawing)?;
         let (answer, png) = drawn.ok_or(CaptchaError::Drawing)?;
-        let mut conn = self.redis.get().await.map_err(store)?;
+        let mut conn = self.redis.clone();
         let _: () = conn
             .set_ex(self.keys.user(user_id).captcha(goods_id), answer, self.settings.ttl.as_secs())
             .await
@@ -84,34 +84,14 @@ impl Captchas {
         Ok(png)
     }
 
-    /// Checks an answer. The stored answer is consumed either way (single use); a wrong one is
-    /// counted, and after `max_failures` of them further answers are refused until the TTL ends.
-    pub(crate) async fn check(&self, user_id: i64, goods_id: i64, answer: &str) -> Result<(), CaptchaError> {
-        if let Some(expected) = &self.settings.test_answer {
-            return if answer.trim().eq_ignore_ascii_case(expected) { Ok(()) } else { Err(CaptchaError::Wrong) };
-        }
-        let keys = self.keys.user(user_id);
-        let failures_key = keys.captcha_failures(goods_id);
-        let mut conn = self.redis.get().await.map_err(store)?;
-        let failures: Option<u32> = conn.get(&failures_key).await.map_err(store)?;
-        if failures.unwrap_or(0) >= self.settings.max_failures {
-            return Err(CaptchaError::TooManyFailures { retry_after_secs: self.settings.ttl.as_secs() });
-        }
-        let expected: Option<String> =
-            redis::cmd("GETDEL").arg(keys.captcha(goods_id)).query_async(&mut *conn).await.map_err(store)?;
-        match expected {
-            Some(expected) if expected.eq_ignore_ascii_case(answer.trim()) => Ok(()),
-            _ => {
-                let _: () = redis::pipe()
-                    .incr(&failures_key, 1)
-                    .ignore()
-                    .expire(&failures_key, self.settings.ttl.as_secs() as i64)
-                    .ignore()
-                    .query_async(&mut *conn)
-                    .await
-                    .map_err(store)?;
-                Err(CaptchaError::Wrong)
-            }
+    /// The answer the gate's script checks against the stored one (single use; a wrong one is
+    /// counted, and after `max_failures` of them further answers are refused until the TTL
+    /// ends: `issue_path.lua`). In test mode the answer is checked here instead: `Ok(None)`.
+    pub(crate) fn answer_to_check<'a>(&self, answer: &'a str) -> Result<Option<&'a str>, CaptchaError> {
+        match &self.settings.test_answer {
+            Some(expected) if answer.trim().eq_ignore_ascii_case(expected) => Ok(None),
+            Some(_) => Err(CaptchaError::Wrong),
+            None => Ok(Some(answer)),
         }
     }
 }

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use contracts::keyspace::Keyspace;
-use deadpool_redis::Pool;
-use deadpool_redis::redis::{self, AsyncCommands};
+use platform::redis::Shared;
+use redis::{self, AsyncCommands};
 
 use crate::settings::SignInLimits;
 
@@ -31,21 +31,21 @@ pub(crate) enum SignInError {
 /// The sign-in limits.
 #[derive(Clone, Debug)]
 pub(crate) struct SignInGuard {
-    redis: Pool,
+    redis: Shared,
     keys: Keyspace,
     limits: SignInLimits,
 }
 
 impl SignInGuard {
     /// Limits kept in `redis`.
-    pub(crate) fn new(redis: Pool, keys: Keyspace, limits: SignInLimits) -> SignInGuard {
+    pub(crate) fn new(redis: Shared, keys: Keyspace, limits: SignInLimits) -> SignInGuard {
         SignInGuard { redis, keys, limits }
     }
 
     /// Counts one attempt from `ip` and admits it, unless the IP is over its rate or `username`
     /// (for a login) has failed too often. One round trip.
     pub(crate) async fn admit(&self, ip: Option<IpAddr>, username: Option<&str>) -> Result<(), SignInError> {
-        let mut conn = self.redis.get().await.map_err(store)?;
+        let mut conn = self.redis.clone();
         let mut pipe = redis::pipe();
         let ip_key = ip.map(|ip| self.keys.ip(&ip.to_string()).sign_in());
         if let Some(key) = &ip_key {
@@ -56,7 +56,7 @@ impl SignInGuard {
         if let Some(key) = &failures_key {
             pipe.get(key).pttl(key);
         }
-        let mut replies: Vec<redis::Value> = pipe.query_async(&mut *conn).await.map_err(store)?;
+        let mut replies: Vec<redis::Value> = pipe.query_async(&mut conn).await.map_err(store)?;
         let mut next = || -> Result<Option<i64>, SignInError> {
             if replies.is_empty() {
                 return Ok(None);
@@ -85,7 +85,7 @@ impl SignInGuard {
         }
         let key = self.keys.sign_in_failures(username);
         let counted = async {
-            let mut conn = self.redis.get().await.map_err(store)?;
+            let mut conn = self.redis.clone();
             redis::pipe()
                 .incr(&key, 1)
                 .ignore()
@@ -94,7 +94,7 @@ impl SignInGuard {
                 .arg(self.limits.failure_window.as_millis() as u64)
                 .arg("NX")
                 .ignore()
-                .query_async::<()>(&mut *conn)
+                .query_async::<()>(&mut conn)
                 .await
                 .map_err(store)
         };
@@ -108,9 +108,8 @@ impl SignInGuard {
         if !countable(username) {
             return;
         }
-        if let Ok(mut conn) = self.redis.get().await {
-            let _: Result<i64, _> = conn.del(self.keys.sign_in_failures(username)).await;
-        }
+        let mut conn = self.redis.clone();
+        let _: Result<i64, _> = conn.del(self.keys.sign_in_failures(username)).await;
     }
 }
 

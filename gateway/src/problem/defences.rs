@@ -1,7 +1,7 @@
 //! The seckill defences' errors.
 
 use super::Problem;
-use crate::defences::{CaptchaError, GateError, PathError, SignInError};
+use crate::defences::{CaptchaError, GateError, PathError, Refused, SignInError};
 
 impl From<CaptchaError> for Problem {
     fn from(err: CaptchaError) -> Problem {
@@ -18,7 +18,16 @@ impl From<PathError> for Problem {
     fn from(err: PathError) -> Problem {
         match err {
             PathError::Invalid => Problem::bad_path(),
-            PathError::Store(err) => store_unavailable(&err),
+        }
+    }
+}
+
+impl From<Refused> for Problem {
+    fn from(refused: Refused) -> Problem {
+        match refused {
+            Refused::Gate(err) => err.into(),
+            Refused::Captcha(err) => err.into(),
+            Refused::Path(err) => err.into(),
         }
     }
 }

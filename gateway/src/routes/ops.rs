@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, web};
-use deadpool_redis::redis;
 
 use contracts::names;
 
@@ -25,8 +24,8 @@ pub(crate) async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let mut checks = BTreeMap::new();
     let redis = async {
-        let mut conn = state.redis.get().await.map_err(|e| e.to_string())?;
-        redis::cmd("PING").query_async::<String>(&mut *conn).await.map_err(|e| e.to_string())
+        let mut conn = state.redis.clone();
+        redis::cmd("PING").query_async::<String>(&mut conn).await.map_err(|e| e.to_string())
     };
     checks.insert("redis".to_owned(), redis.await.map(|_| "ok".to_owned()).unwrap_or_else(|e| e));
     let services = [

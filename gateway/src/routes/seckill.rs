@@ -10,7 +10,7 @@ use contracts::order::{OrderError, OrderResult};
 use super::client_ip;
 use crate::api::{PathBody, PathRequest, ResultBody, TicketBody};
 use crate::auth::Caller;
-use crate::defences::PathError;
+use crate::defences::{PathError, Refused, Then};
 use crate::problem::Problem;
 use crate::state::AppState;
 
@@ -28,7 +28,7 @@ pub(crate) async fn captcha(
     if state.rules.current().rules.switches.captchas_off {
         return Err(Problem::degraded("captchas are switched off for now"));
     }
-    state.user_gate.admit(caller.0.user_id, client_ip(&request)).await?;
+    state.user_gate.admit(caller.0.user_id, client_ip(&request), Then::Nothing).await?;
     let png = state.captchas.issue(caller.0.user_id, goods_id).await?;
     Ok(HttpResponse::Ok().content_type("image/png").insert_header(("Cache-Control", "no-store")).body(png))
 }
@@ -49,12 +49,11 @@ pub(crate) async fn path(
     if state.is_sold_out(goods_id) {
         return Err(Problem::sold_out());
     }
-    state.user_gate.admit(user_id, client_ip(&request)).await?;
-    if !state.without.captcha_and_path {
-        state.captchas.check(user_id, goods_id, &body.captcha).await?;
-    }
-    let path = state.paths.issue(user_id, goods_id).await?;
-    Ok(HttpResponse::Ok().json(PathBody { path, expires_in: state.paths.ttl().as_secs() }))
+    let answer = if state.without.captcha_and_path { None } else { state.captchas.answer_to_check(&body.captcha)? };
+    // Gate, captcha and the new path: one Redis round trip.
+    let path = uuid::Uuid::new_v4();
+    state.user_gate.admit(user_id, client_ip(&request), Then::IssuePath { goods_id, path, answer }).await?;
+    Ok(HttpResponse::Ok().json(PathBody { path, expires_in: state.user_gate.path_ttl().as_secs() }))
 }
 
 /// Places the order: 202 with a ticket once the order is safely queued.
@@ -76,14 +75,12 @@ pub(crate) async fn place_order(
         state.counters.sold_out_answer();
         return Err(Problem::sold_out());
     }
-    state.user_gate.admit(user_id, client_ip(&request)).await?;
-    if !state.without.captcha_and_path {
-        if let Err(err) = state.paths.redeem(user_id, goods_id, &path).await {
-            if matches!(err, PathError::Invalid) {
-                return repeated_order(&state, &caller, goods_id).await;
-            }
-            return Err(err.into());
-        }
+    // Gate and path: one Redis round trip.
+    let then = if state.without.captcha_and_path { Then::Nothing } else { Then::RedeemPath { goods_id, path: &path } };
+    match state.user_gate.admit(user_id, client_ip(&request), then).await {
+        Ok(()) => {}
+        Err(Refused::Path(PathError::Invalid)) => return repeated_order(&state, &caller, goods_id).await,
+        Err(refused) => return Err(refused.into()),
     }
     state.counters.place_call();
     let epoch = state.sold_out.epoch();

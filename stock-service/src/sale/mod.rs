@@ -23,8 +23,8 @@ use std::sync::{Arc, RwLock};
 use chrono::{DateTime, TimeZone, Utc};
 use contracts::keyspace::{Keyspace, SaleKeys, home_bucket};
 use contracts::stock::{ClaimOutcome, ReleaseOutcome, ReleaseScope, Reservation, ReserveOutcome};
-use deadpool_redis::Pool;
-use deadpool_redis::redis::{self, Script};
+use platform::redis::Shared;
+use redis::Script;
 use uuid::Uuid;
 
 /// The source of `reserve.lua` (benchmarks run it through redis-benchmark).
@@ -80,7 +80,7 @@ pub(crate) struct SaleLevel {
 /// The sale states of every goods, under one key prefix.
 #[derive(Clone, Debug)]
 pub(crate) struct SaleStore {
-    redis: Pool,
+    redis: Shared,
     keys: Keyspace,
     reserve: Script,
     release: Script,
@@ -93,7 +93,7 @@ pub(crate) struct SaleStore {
 
 impl SaleStore {
     /// A store over `redis`, with keys named by `keys`.
-    pub(crate) fn new(redis: Pool, keys: Keyspace) -> SaleStore {
+    pub(crate) fn new(redis: Shared, keys: Keyspace) -> SaleStore {
         SaleStore {
             redis,
             keys,
@@ -113,12 +113,12 @@ impl SaleStore {
         if let Some(buckets) = self.layouts.read().expect("never poisoned").get(&goods_id) {
             return Ok(Some(*buckets));
         }
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let (buckets, initial): (Option<u16>, Option<i64>) = redis::cmd("HMGET")
             .arg(self.keys.sale(goods_id).meta)
             .arg("buckets")
             .arg("initial")
-            .query_async(&mut *conn)
+            .query_async(&mut conn)
             .await
             .map_err(RedisFailure::from)?;
         let Some(_) = initial else { return Ok(None) };
@@ -140,13 +140,13 @@ impl SaleStore {
         ticket: Uuid,
         carried: Option<(usize, &str)>,
     ) -> Result<Option<ReserveOutcome>, RedisFailure> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let mut invocation = self.reserve.key(&keys.meta);
         invocation.key(&keys.stock).key(&keys.buyers).arg(user_id).arg(ticket.to_string());
         if let Some((units, built)) = carried {
             invocation.arg(units).arg(built);
         }
-        let (code, a, b): (i64, i64, i64) = invocation.invoke_async(&mut *conn).await.map_err(RedisFailure::from)?;
+        let (code, a, b): (i64, i64, i64) = invocation.invoke_async(&mut conn).await.map_err(RedisFailure::from)?;
         Ok(Some(match code {
             0 => ReserveOutcome::Reserved { stock_left: a, price_cents: b },
             1 => ReserveOutcome::Duplicate,
@@ -157,8 +157,9 @@ impl SaleStore {
         }))
     }
 
-    async fn conn(&self) -> Result<deadpool_redis::Connection, RedisFailure> {
-        self.redis.get().await.map_err(RedisFailure::from)
+    /// The process's shared connection (a handle: cloning it opens nothing).
+    fn conn(&self) -> Shared {
+        self.redis.clone()
     }
 
     /// Runs `reserve.lua` in the buyer's home bucket, falling through to the other buckets when
@@ -212,17 +213,7 @@ impl SaleStore {
         // between two (the same round trip counts them in home too).
         let takes: Vec<SaleKeys> =
             (1..buckets).map(|step| self.keys.stock_bucket(goods_id, (home + step) % buckets, buckets)).collect();
-        let mut conn = self.conn().await?;
-        let taken: Vec<(i64, String, i64, i64)> = match self.take_all(&mut conn, &takes, home_keys).await {
-            Err(err) if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                // Redis restarted or flushed its scripts: send it again.
-                self.take.prepare_invoke().load_async(&mut *conn).await.map_err(RedisFailure::from)?;
-                self.take_all(&mut conn, &takes, home_keys).await
-            }
-            taken => taken,
-        }
-        .map_err(RedisFailure::from)?;
-        drop(conn);
+        let taken = self.take_all(&takes, home_keys).await.map_err(RedisFailure::from)?;
         if taken.iter().any(|(code, ..)| *code < 0) {
             return Ok(FallThrough::Done(None)); // a bucket lost its state: rebuild (its units are recounted)
         }
@@ -251,12 +242,7 @@ enum FallThrough {
 
 impl SaleStore {
     /// `take.lua` on every bucket of `from`, and a count of `home` (`peek`), pipelined.
-    async fn take_all(
-        &self,
-        conn: &mut deadpool_redis::Connection,
-        from: &[SaleKeys],
-        home: &SaleKeys,
-    ) -> redis::RedisResult<Vec<(i64, String, i64, i64)>> {
+    async fn take_all(&self, from: &[SaleKeys], home: &SaleKeys) -> redis::RedisResult<Vec<(i64, String, i64, i64)>> {
         let invocations: Vec<_> = from
             .iter()
             .map(|bucket| (bucket, "take"))
@@ -267,11 +253,8 @@ impl SaleStore {
                 invocation
             })
             .collect();
-        let mut pipe = redis::pipe();
-        for invocation in &invocations {
-            pipe.invoke_script(invocation);
-        }
-        pipe.query_async(&mut **conn).await
+        let invocations: Vec<_> = invocations.iter().collect();
+        platform::redis::invoke_pipelined(&mut self.conn(), &invocations).await
     }
 
     /// Runs `release.lua`.
@@ -290,7 +273,7 @@ impl SaleStore {
             ReleaseScope::AnyHold => "any",
             ReleaseScope::Discard => "discard",
         };
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let released: i64 = self
             .release
             .key(&keys.stock)
@@ -300,7 +283,7 @@ impl SaleStore {
             .arg(scope)
             .arg(self.keys.restock_channel())
             .arg(goods_id)
-            .invoke_async(&mut *conn)
+            .invoke_async(&mut conn)
             .await
             .map_err(RedisFailure::from)?;
         Ok(match released {
@@ -321,14 +304,14 @@ impl SaleStore {
         for (i, (user_id, _)) in holds.iter().enumerate() {
             by_bucket.entry(home_bucket(*user_id, buckets)).or_default().push(i);
         }
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         for (bucket, members) in by_bucket {
             let keys = self.keys.stock_bucket(goods_id, bucket, buckets);
             let mut invocation = self.claim.key(&keys.buyers);
             for &i in &members {
                 invocation.arg(holds[i].0).arg(holds[i].1.to_string());
             }
-            let codes: Vec<i64> = invocation.invoke_async(&mut *conn).await.map_err(RedisFailure::from)?;
+            let codes: Vec<i64> = invocation.invoke_async(&mut conn).await.map_err(RedisFailure::from)?;
             for (i, code) in members.into_iter().zip(codes) {
                 outcomes[i] = match code {
                     0 => ClaimOutcome::Claimed,
@@ -357,9 +340,9 @@ impl SaleStore {
                 .await;
         }
         let base = self.keys.sale(goods_id).meta;
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         if mode == BuildMode::Missing
-            && redis::cmd("EXISTS").arg(&base).query_async(&mut *conn).await.map_err(RedisFailure::from)?
+            && redis::cmd("EXISTS").arg(&base).query_async(&mut conn).await.map_err(RedisFailure::from)?
         {
             return Ok(false);
         }
@@ -368,7 +351,7 @@ impl SaleStore {
         for bucket in &keys {
             read.cmd("HGET").arg(&bucket.meta).arg("initial");
         }
-        let initials: Vec<Option<i64>> = read.query_async(&mut *conn).await.map_err(RedisFailure::from)?;
+        let initials: Vec<Option<i64>> = read.query_async(&mut conn).await.map_err(RedisFailure::from)?;
         drop(conn);
         let mut orders = vec![Vec::new(); usize::from(buckets)];
         for order in &snapshot.orders {
@@ -399,14 +382,14 @@ impl SaleStore {
             built |=
                 self.build_bucket(goods_id, bucket, snapshot, share, &orders[index], bucket_mode, &build_id).await?;
         }
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let () = redis::cmd("HSET")
             .arg(&base)
             .arg("buckets")
             .arg(buckets)
             .arg("initial")
             .arg(snapshot.initial_stock)
-            .query_async(&mut *conn)
+            .query_async(&mut conn)
             .await
             .map_err(RedisFailure::from)?;
         self.layouts.write().expect("never poisoned").insert(goods_id, buckets);
@@ -443,19 +426,15 @@ impl SaleStore {
         for (user_id, ticket, at) in orders {
             invocation.arg(*user_id).arg(format!("c:{ticket}:{}", at.timestamp_millis()));
         }
-        let mut conn = self.conn().await?;
-        let built: i64 = invocation.invoke_async(&mut *conn).await.map_err(RedisFailure::from)?;
+        let mut conn = self.conn();
+        let built: i64 = invocation.invoke_async(&mut conn).await.map_err(RedisFailure::from)?;
         Ok(built == 1)
     }
 
     /// Whether the sale state of `goods_id` is in Redis.
     pub(crate) async fn present(&self, goods_id: i64) -> Result<bool, RedisFailure> {
-        let mut conn = self.conn().await?;
-        redis::cmd("EXISTS")
-            .arg(self.keys.sale(goods_id).meta)
-            .query_async(&mut *conn)
-            .await
-            .map_err(RedisFailure::from)
+        let mut conn = self.conn();
+        redis::cmd("EXISTS").arg(self.keys.sale(goods_id).meta).query_async(&mut conn).await.map_err(RedisFailure::from)
     }
 
     /// Stock and holds in Redis, summed over the stock buckets.
@@ -468,8 +447,8 @@ impl SaleStore {
         for keys in self.bucket_keys(goods_id, buckets) {
             pipe.get(&keys.stock).hlen(&keys.buyers);
         }
-        let mut conn = self.conn().await?;
-        let values: Vec<redis::Value> = pipe.query_async(&mut *conn).await.map_err(RedisFailure::from)?;
+        let mut conn = self.conn();
+        let values: Vec<redis::Value> = pipe.query_async(&mut conn).await.map_err(RedisFailure::from)?;
         let present: bool = redis::from_redis_value(values[0].clone()).map_err(RedisFailure::from)?;
         let (mut lefts, mut holds) = (Vec::new(), 0);
         for pair in values[1..].chunks(2) {
@@ -494,9 +473,8 @@ impl SaleStore {
                 pipe.get(keys.stock);
             }
         }
-        let mut conn = self.conn().await?;
-        let mut stocks =
-            pipe.query_async::<Vec<Option<i64>>>(&mut *conn).await.map_err(RedisFailure::from)?.into_iter();
+        let mut conn = self.conn();
+        let mut stocks = pipe.query_async::<Vec<Option<i64>>>(&mut conn).await.map_err(RedisFailure::from)?.into_iter();
         Ok(goods.iter().map(|(_, buckets)| total_stock(stocks.by_ref().take(usize::from(*buckets)))).collect())
     }
 
@@ -509,8 +487,8 @@ impl SaleStore {
         for keys in self.bucket_keys(goods_id, buckets) {
             pipe.cmd("HGETALL").arg(&keys.buyers);
         }
-        let mut conn = self.conn().await?;
-        let values: Vec<redis::Value> = pipe.query_async(&mut *conn).await.map_err(RedisFailure::from)?;
+        let mut conn = self.conn();
+        let values: Vec<redis::Value> = pipe.query_async(&mut conn).await.map_err(RedisFailure::from)?;
         let (seconds, micros): (i64, i64) = redis::from_redis_value(values[0].clone()).map_err(RedisFailure::from)?;
         let mut holds = Vec::new();
         for value in &values[1..] {
