@@ -417,6 +417,7 @@ impl Publisher {
         payload: &[u8],
         timeout: Duration,
     ) -> Result<(), PublishError> {
+        let started = std::time::Instant::now();
         let confirmed = tokio::time::timeout(timeout, async {
             let confirm = channel
                 .basic_publish(exchange.into(), routing_key.into(), mandatory(), payload, persistent(message_id))
@@ -426,6 +427,9 @@ impl Publisher {
         })
         .await
         .map_err(|_| PublishError::Unconfirmed(timeout))??;
+        // Publish to confirm: what a purchase waits for the broker (a quorum queue confirms once
+        // its log is synced on a majority).
+        metrics::histogram!("broker_confirm_seconds").record(started.elapsed().as_secs_f64());
         self.check(confirmed)
     }
 

@@ -3,24 +3,37 @@
 //! `x:<ticket>:<order id>` (the order was cancelled: the buyer may buy again).
 //! Each entry names its ticket, so a late "queued" never hides the final outcome of the same
 //! ticket.
+//!
+//! The "queued" marks of concurrent purchases share their round trip: each waits in a queue, and
+//! one task sends whatever is waiting as one script call per goods, in one pipeline, then answers
+//! every purchase in it (a group commit: a lone purchase waits only one scheduler turn; under load
+//! a mark costs a fraction of a round trip, 1 / the marks sent together).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use contracts::keyspace::Keyspace;
 use contracts::order::OrderResult;
 use platform::redis::Shared;
 use redis::Script;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-/// Sets `queued` (with Redis's time) unless the entry already holds an outcome of this very
-/// ticket (a fast worker).
+/// Sets `queued` (with Redis's time) for each (user id, ticket) pair of ARGV, unless the entry
+/// already holds an outcome of this very ticket (a fast worker).
 const MARK_QUEUED: &str = r"
-local current = redis.call('HGET', KEYS[1], ARGV[1])
-if current and string.sub(current, 3, 38) == ARGV[2] then
-  return 0
-end
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-redis.call('HSET', KEYS[1], ARGV[1], 'q:' .. ARGV[2] .. ':' .. now)
-return 1";
+for i = 1, #ARGV, 2 do
+  local current = redis.call('HGET', KEYS[1], ARGV[i])
+  if not (current and string.sub(current, 3, 38) == ARGV[i + 1]) then
+    redis.call('HSET', KEYS[1], ARGV[i], 'q:' .. ARGV[i + 1] .. ':' .. now)
+  end
+end
+return 0";
+
+/// Most marks sent in one round trip.
+const MAX_MARKS_PER_TRIP: usize = 512;
 
 /// Records final outcomes of one goods without ever hiding a newer ticket's outcome: a success
 /// overwrites anything but another ticket's success; a failure (or a cancellation) only writes
@@ -80,31 +93,41 @@ pub struct Recorded {
 pub struct Results {
     redis: Shared,
     keys: Keyspace,
-    mark_queued: Script,
     record: Script,
+    /// The queue of "queued" marks, its sending task started by the first mark.
+    marks: Arc<OnceLock<mpsc::UnboundedSender<Mark>>>,
+}
+
+/// A "queued" mark waiting for its round trip, and who waits for its answer.
+struct Mark {
+    goods_id: i64,
+    user_id: i64,
+    ticket: Uuid,
+    done: oneshot::Sender<redis::RedisResult<()>>,
 }
 
 impl Results {
     /// A store with keys named by `keys` (the sale's keyspace: results share its hash tag).
     pub fn new(redis: Shared, keys: Keyspace) -> Results {
-        Results { redis, keys, mark_queued: Script::new(MARK_QUEUED), record: Script::new(RECORD) }
+        Results { redis, keys, record: Script::new(RECORD), marks: Arc::default() }
     }
 
     fn key(&self, goods_id: i64) -> String {
         self.keys.sale(goods_id).results
     }
 
-    /// Records that `ticket` is queued (after the broker confirmed its message).
+    /// Records that `ticket` is queued (after the broker confirmed its message), together with the
+    /// marks of the purchases queued at the same moment.
     pub async fn mark_queued(&self, goods_id: i64, user_id: i64, ticket: Uuid) -> redis::RedisResult<()> {
-        let mut conn = self.redis.clone();
-        let _: i64 = self
-            .mark_queued
-            .key(self.key(goods_id))
-            .arg(user_id)
-            .arg(ticket.to_string())
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(())
+        let marks = self.marks.get_or_init(|| {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            tokio::spawn(send_marks(self.redis.clone(), self.keys.clone(), receiver));
+            sender
+        });
+        let (done, answer) = oneshot::channel();
+        let gone = || redis::RedisError::from((redis::ErrorKind::Io, "the queued-mark task stopped"));
+        marks.send(Mark { goods_id, user_id, ticket, done }).map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 
     /// Records final outcomes: one script call per goods (a batch is usually one goods).
@@ -151,6 +174,30 @@ impl Results {
         let ((seconds, micros), entry): ((i64, i64), Option<String>) =
             redis::pipe().cmd("TIME").cmd("HGET").arg(self.key(goods_id)).arg(user_id).query_async(&mut conn).await?;
         Ok(entry.as_deref().and_then(|entry| parse_at(entry, seconds * 1000 + micros / 1000)))
+    }
+}
+
+/// The task behind [`Results::mark_queued`]: takes every mark waiting, sends them in one round
+/// trip (one script call per goods), answers each, and again; ends with the last store handle.
+async fn send_marks(mut redis: Shared, keys: Keyspace, mut waiting: mpsc::UnboundedReceiver<Mark>) {
+    let script = Script::new(MARK_QUEUED);
+    let mut batch = Vec::new();
+    while waiting.recv_many(&mut batch, MAX_MARKS_PER_TRIP).await > 0 {
+        let mut by_goods: BTreeMap<i64, redis::ScriptInvocation<'_>> = BTreeMap::new();
+        for mark in &batch {
+            by_goods
+                .entry(mark.goods_id)
+                .or_insert_with(|| script.key(keys.sale(mark.goods_id).results))
+                .arg(mark.user_id)
+                .arg(mark.ticket.to_string());
+        }
+        let invocations: Vec<_> = by_goods.values().collect();
+        let sent: redis::RedisResult<Vec<i64>> = platform::redis::invoke_pipelined(&mut redis, &invocations).await;
+        let sent = sent.map(drop);
+        for mark in batch.drain(..) {
+            // A purchase that stopped waiting needs no answer.
+            let _ = mark.done.send(sent.clone());
+        }
     }
 }
 

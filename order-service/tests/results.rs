@@ -36,3 +36,51 @@ async fn a_late_failure_of_an_old_ticket_never_covers_the_new_order() {
 fn of(goods_id: i64, user_id: i64, ticket: Uuid, outcome: Outcome) -> TicketOutcome {
     TicketOutcome { goods_id, user_id, ticket, outcome }
 }
+
+/// Concurrent purchases share the round trips of their "queued" marks: every mark still lands on
+/// its own user's entry, across goods, and never covers an outcome its ticket already has.
+#[tokio::test]
+async fn two_thousand_concurrent_queued_marks_over_three_goods_each_land_on_their_own_entry() {
+    let redis = testkit::redis_pool().await;
+    let prefix = testkit::unique_name();
+    let results = Results::new(testkit::redis_shared().await, Keyspace::new(&prefix));
+    let marks: Vec<(i64, i64, Uuid)> = (0..2000).map(|n| (n % 3 + 1, n, Uuid::new_v4())).collect();
+    // A fast worker settled every tenth ticket before its mark was sent.
+    let settled: Vec<_> = marks
+        .iter()
+        .step_by(10)
+        .map(|&(goods, user, ticket)| of(goods, user, ticket, Outcome::Success(user)))
+        .collect();
+    results.record(&settled).await.unwrap();
+
+    let tasks: Vec<_> = marks
+        .iter()
+        .map(|&(goods, user, ticket)| {
+            let results = results.clone();
+            tokio::spawn(async move { results.mark_queued(goods, user, ticket).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+
+    for (n, &(goods, user, ticket)) in marks.iter().enumerate() {
+        let recorded = results.get(goods, user).await.unwrap().expect("an entry");
+        assert_eq!(recorded.ticket, ticket);
+        let expected =
+            if n % 10 == 0 { OrderResult::Success { order_id: user } } else { OrderResult::Queued { ticket } };
+        assert_eq!(recorded.result, expected, "user {user} of goods {goods}");
+    }
+    let queued: usize = queued_over_three_goods(&results).await;
+    assert_eq!(queued, 1800);
+    testkit::clear_redis_prefix(&redis, &prefix).await;
+}
+
+/// Tickets still queued, over the three goods.
+async fn queued_over_three_goods(results: &Results) -> usize {
+    let mut queued = 0;
+    for goods in 1..=3 {
+        queued += results.summary(goods).await.unwrap().0.len();
+    }
+    queued
+}
