@@ -9,10 +9,14 @@
 //
 //   k6 run loadtest/seckill.js
 //   k6 run -e USERS=500 -e STOCK=50 -e VUS=50 loadtest/seckill.js
+//   loadtest buyers --count 100000 --out /tmp/buyers.json && k6 run -e BUYERS=/tmp/buyers.json -e STOCK=1000 loadtest/seckill.js
 //
 // Parameters (-e NAME=value):
 //   BASE_URL        the gateway                              http://127.0.0.1:8080
-//   USERS           buyers, one iteration each               5000
+//   USERS           buyers, one iteration each               5000 (with BUYERS: the file's count)
+//   BUYERS          a buyers file (`loadtest buyers`): their  none: setup creates USERS buyers
+//                   tokens, loaded once and shared by all VUs
+//                   (k6 reads a relative path from this script's directory: give an absolute one)
 //   STOCK           units on sale                            500
 //   VUS             buyers at once                           200
 //   MAX_DURATION    the sale's time limit                    10m
@@ -26,9 +30,11 @@
 //   PAYMENT_WINDOW  the goods' payment window, in seconds    900
 //   WAIT_WINDOW     1: the teardown waits for the window to  0
 //                   close and checks the cancellations
-// The defaults match scripts/dev-up and docker-compose.yml. k6 copies setup's data, the buyers'
-// tokens, into every VU: memory grows with USERS × VUS (5000 × 200 takes about 0.4 GB,
-// 20000 × 200 about 1.7 GB).
+// The defaults match scripts/dev-up and docker-compose.yml. Without BUYERS, setup creates the
+// buyers and k6 copies setup's data, their tokens, into every VU: memory grows with USERS × VUS
+// (5000 × 200 takes about 0.4 GB, 20000 × 200 1.8 GB). With BUYERS, the tokens are read in
+// the init context into one SharedArray that every VU reads in place: memory grows with USERS
+// alone (100,000 buyers × 200 VUs: 254 MB; see the README's large sale).
 //
 // The run fails (k6 exits with 99) unless exactly min(USERS, STOCK) buyers got an order, nobody
 // got two, fewer than 1% of requests failed (409 sold out or duplicate and 429 rate limited are
@@ -38,6 +44,7 @@
 import http from 'k6/http';
 import exec from 'k6/execution';
 import { check, sleep } from 'k6';
+import { SharedArray } from 'k6/data';
 import { Counter, Trend } from 'k6/metrics';
 
 const setting = (name, fallback) => (__ENV[name] ? __ENV[name] : fallback);
@@ -48,7 +55,11 @@ const number = (name, fallback) => {
 };
 
 const BASE_URL = setting('BASE_URL', 'http://127.0.0.1:8080').replace(/\/$/, '');
-const USERS = number('USERS', 5000);
+const BUYERS = setting('BUYERS', '');
+// One copy for every VU (k6 keeps a SharedArray's data outside the VUs' JavaScript heaps); `open`
+// is only allowed in the init context, which is why the file is read here and not in setup.
+const buyerTokens = BUYERS ? new SharedArray('buyers', () => readBuyers(open(BUYERS))) : null;
+const USERS = buyerTokens ? buyerTokens.length : number('USERS', 5000);
 const STOCK = number('STOCK', 500);
 const VUS = Math.max(1, Math.min(number('VUS', 200), USERS)); // shared-iterations wants VUs <= iterations
 const MAX_DURATION = setting('MAX_DURATION', '10m');
@@ -112,6 +123,13 @@ function adminCall(method, path, body, token, expected) {
   return response.json();
 }
 
+// A buyers file as `loadtest buyers` writes it: {"tokens": ["<jwt>", ...]}.
+function readBuyers(text) {
+  const tokens = JSON.parse(text).tokens;
+  if (!Array.isArray(tokens) || tokens.length === 0) throw new Error(`${BUYERS} holds no buyer tokens`);
+  return tokens;
+}
+
 export function setup() {
   const login = adminCall('POST', '/api/v1/users/login', { username: ADMIN_USER, password: ADMIN_PASSWORD }, null, 200);
   const admin = login.token;
@@ -129,6 +147,8 @@ export function setup() {
   }, admin, 201);
   adminCall('POST', `/admin/v1/goods/${goods.goods_id}/warmup`, null, admin, 200);
 
+  console.log(`goods ${goods.goods_id}: ${STOCK} units for ${USERS} buyers, ${VUS} at once`);
+  if (buyerTokens) return { goodsId: goods.goods_id, admin, startedAt: Date.now() };
   // Users named k6-<run>-<chunk>-<n>: new ones every run, so nobody has bought before.
   const tokens = [];
   for (let chunk = 0; tokens.length < USERS; chunk++) {
@@ -136,13 +156,13 @@ export function setup() {
     const created = adminCall('POST', '/admin/v1/users/bulk', { prefix: `k6-${run}-${chunk}-`, count }, admin, 201);
     for (const user of created.users) tokens.push(user.token);
   }
-  console.log(`goods ${goods.goods_id}: ${STOCK} units for ${USERS} buyers, ${VUS} at once`);
   return { goodsId: goods.goods_id, admin, tokens, startedAt: Date.now() };
 }
 
 // One buyer per iteration.
 export default function (data) {
-  const token = data.tokens[exec.scenario.iterationInTest];
+  const i = exec.scenario.iterationInTest;
+  const token = buyerTokens ? buyerTokens[i] : data.tokens[i];
   const goods = `${BASE_URL}/api/v1/seckill/goods/${data.goodsId}`;
   const params = (step, name) => ({
     headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },

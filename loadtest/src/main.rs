@@ -4,11 +4,13 @@
 //! cargo run --release -p loadtest -- audit --gateway http://127.0.0.1:8080 --wait-drained 60
 //! cargo run --release -p loadtest -- bench drain --orders 50000
 //! cargo run --release -p loadtest -- bench reserve --requests 200000 --concurrency 64
+//! cargo run --release -p loadtest -- buyers --count 100000 --out buyers.json
 //! cargo run --release -p loadtest -- drill all
 //! ```
 
 mod audit;
 mod bench;
+mod buyers;
 mod drill;
 mod scenario;
 
@@ -31,6 +33,8 @@ enum Command {
     /// Benchmarks (programs that print their figures, not tests).
     #[command(subcommand)]
     Bench(bench::Bench),
+    /// Creates load-test buyers on a running gateway and writes their tokens for k6 (`-e BUYERS=`).
+    Buyers(buyers::Args),
     /// Kills a part of the system mid-sale on private infrastructure and says what buyers lost.
     Drill(drill::Args),
     /// A classic flash-sale problem on the real stack: the naive variant and the fix, measured.
@@ -47,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Audit(args) => audit::run(args).await,
         Command::Bench(bench) => bench.run().await,
+        Command::Buyers(args) => buyers::run(args).await,
         Command::Drill(args) => drill::run(args).await,
         Command::Scenario(args) => scenario::run(args).await,
     }

@@ -68,6 +68,11 @@ impl Gateway {
         self.call(request, &format!("GET {path}")).await
     }
 
+    /// The same gateway and admin, for the calls the sandbox's client makes (creating users).
+    pub fn http(&self) -> crate::http::Http {
+        crate::http::Http { client: self.http.clone(), base: self.base.clone(), admin: self.token.clone() }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -15,12 +15,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use self::gateway::Gateway;
 use self::report::AuditReport;
 
-/// Options of `audit`.
+/// A running gateway and the admin who talks to it (`audit`, `buyers`).
 #[derive(clap::Args)]
-pub struct Args {
+pub struct AdminLogin {
     /// The gateway's base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
-    gateway: String,
+    pub gateway: String,
     /// Admin to log in as (scripts/dev-up creates this one).
     #[arg(long, default_value = "admin")]
     admin_user: String,
@@ -30,6 +30,23 @@ pub struct Args {
     /// An admin bearer token to use instead of logging in.
     #[arg(long, conflicts_with_all = ["admin_user", "admin_password"])]
     token: Option<String>,
+}
+
+impl AdminLogin {
+    /// The gateway, as that admin.
+    pub async fn gateway(self) -> anyhow::Result<Gateway> {
+        match self.token {
+            Some(token) => Gateway::with_token(&self.gateway, token),
+            None => Gateway::login(&self.gateway, &self.admin_user, &self.admin_password).await,
+        }
+    }
+}
+
+/// Options of `audit`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    login: AdminLogin,
     /// Audit this goods only.
     #[arg(long, value_name = "GOODS_ID")]
     goods: Option<i64>,
@@ -41,10 +58,7 @@ pub struct Args {
 
 /// Runs the audit: Ok if every invariant holds.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let gateway = match args.token {
-        Some(token) => Gateway::with_token(&args.gateway, token)?,
-        None => Gateway::login(&args.gateway, &args.admin_user, &args.admin_password).await?,
-    };
+    let gateway = args.login.gateway().await?;
     let report = if args.wait_drained > 0 {
         wait_drained(&gateway, args.goods, Duration::from_secs(args.wait_drained)).await?
     } else {
