@@ -4,6 +4,7 @@
 mod commandstats;
 mod drain;
 mod gateway;
+mod processes;
 mod reserve;
 
 use clap::Subcommand;
@@ -17,6 +18,9 @@ pub enum Bench {
     Reserve(reserve::Args),
     /// The gateway (sale, sold out) against a bare actix-web handler.
     Gateway(gateway::Args),
+    /// The bare handler `bench gateway` compares against, in a process of its own.
+    #[command(hide = true)]
+    Bare(gateway::BareArgs),
 }
 
 impl Bench {
@@ -26,6 +30,7 @@ impl Bench {
             Bench::Drain(args) => drain::run(args).await,
             Bench::Reserve(args) => reserve::run(args).await,
             Bench::Gateway(args) => gateway::run(args).await,
+            Bench::Bare(args) => gateway::bare(args).await,
         }
     }
 }

@@ -29,7 +29,7 @@ mod redis_loss;
 mod retry_storm;
 mod slow_node;
 mod sold_out_flag;
-mod stage;
+pub(crate) mod stage;
 mod stampede;
 mod stock_buckets;
 mod worker_crash;
