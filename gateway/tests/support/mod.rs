@@ -66,6 +66,7 @@ pub struct TestApp {
     stock: Option<stock_service::Application>,
     order: Option<order_service::Application>,
     worker: Option<order_service::WorkerApplication>,
+    worker_settings: order_service::Settings,
     broker: order_service::settings::BrokerSettings,
 }
 
@@ -169,6 +170,7 @@ pub async fn spawn_app(options: Options) -> TestApp {
         stock: Some(stock),
         order: Some(order),
         worker: Some(worker),
+        worker_settings: order_settings.clone(),
         broker: order_settings.broker.clone(),
     };
     let (status, session) =
@@ -286,6 +288,21 @@ impl TestApp {
         })
         .await;
         audit.expect("the sale never drained")
+    }
+
+    /// Stops the order worker (cleanly): accepted tickets wait in the queue.
+    pub async fn stop_worker(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            worker.stop().await;
+        }
+    }
+
+    /// Starts an order worker again after [`TestApp::stop_worker`].
+    pub async fn start_worker(&mut self) {
+        let worker = order_service::WorkerApplication::build(self.worker_settings.clone())
+            .await
+            .expect("the worker starts again");
+        self.worker = Some(worker);
     }
 
     pub async fn finish(mut self) {
