@@ -15,16 +15,18 @@ pub enum FiguresError {
     /// order-service failed.
     #[error("order-service: {0}")]
     Orders(#[from] rpc::Error<OrderError>),
-    /// Orders were committed between every pair of reads.
+    /// The order figures moved between every pair of reads (orders committed, units returned).
     #[error("orders are being written too fast for a consistent audit; try again")]
     TooBusy,
 }
 
 /// The stock level and the order counts of one goods, as of one moment: they come from two
 /// services and workers commit orders (and their stock) all the while, so the order counts are
-/// read before and after the stock level until no order was committed in between. Without
-/// that, an audit taken while the queue drains could see a stock level from before a commit
-/// next to an order count from after it, and report a violation that never happened.
+/// read before and after the stock level until none of them moved in between. Without that, an
+/// audit taken while the queue drains could see a stock level from before a commit next to an
+/// order count from after it, and report a violation that never happened; and one taken while
+/// cancellations return their units could see a hold still in Redis next to PostgreSQL saying
+/// its return is done (`returns_pending` 0, so "drained"), a Redis stock one short.
 pub async fn figures<S: rpc::Transport, O: rpc::Transport>(
     stock: &StockServiceClient<S>,
     orders: &OrderServiceClient<O>,
@@ -35,7 +37,7 @@ pub async fn figures<S: rpc::Transport, O: rpc::Transport>(
     for _ in 0..ATTEMPTS {
         let level = stock.stock_level(goods_id).await?;
         let after = orders.audit(goods_id).await?;
-        if after.orders == before.orders {
+        if after == before {
             return Ok((level, after));
         }
         before = after;
