@@ -15,18 +15,21 @@ pub enum FiguresError {
     /// order-service failed.
     #[error("order-service: {0}")]
     Orders(#[from] rpc::Error<OrderError>),
-    /// The order figures moved between every pair of reads (orders committed, units returned).
+    /// Orders were committed, or units returned, between every pair of reads.
     #[error("orders are being written too fast for a consistent audit; try again")]
     TooBusy,
 }
 
 /// The stock level and the order counts of one goods, as of one moment: they come from two
 /// services and workers commit orders (and their stock) all the while, so the order counts are
-/// read before and after the stock level until none of them moved in between. Without that, an
-/// audit taken while the queue drains could see a stock level from before a commit next to an
-/// order count from after it, and report a violation that never happened; and one taken while
-/// cancellations return their units could see a hold still in Redis next to PostgreSQL saying
-/// its return is done (`returns_pending` 0, so "drained"), a Redis stock one short.
+/// read before and after the stock level until the figures judged against it did not move in
+/// between: the live orders and the units of cancelled orders not yet back in Redis. Without
+/// that, an audit taken while the queue drains could see a stock level from before a commit next
+/// to an order count from after it, and report a violation that never happened; and one taken
+/// while cancellations return their units could see a hold still in Redis next to PostgreSQL
+/// saying its return is done (`returns_pending` 0, so "drained"). Tickets still queued may come
+/// and go meanwhile (each is a unit taken and held in Redis, in one step): a busy sale would
+/// otherwise never give a reading.
 pub async fn figures<S: rpc::Transport, O: rpc::Transport>(
     stock: &StockServiceClient<S>,
     orders: &OrderServiceClient<O>,
@@ -37,7 +40,7 @@ pub async fn figures<S: rpc::Transport, O: rpc::Transport>(
     for _ in 0..ATTEMPTS {
         let level = stock.stock_level(goods_id).await?;
         let after = orders.audit(goods_id).await?;
-        if after == before {
+        if (after.orders, after.returns_pending) == (before.orders, before.returns_pending) {
             return Ok((level, after));
         }
         before = after;
