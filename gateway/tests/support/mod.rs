@@ -66,8 +66,8 @@ pub struct TestApp {
     stock: Option<stock_service::Application>,
     order: Option<order_service::Application>,
     worker: Option<order_service::WorkerApplication>,
+    /// order-service's settings, the broker's among them: what a restarted worker is built from.
     worker_settings: order_service::Settings,
-    broker: order_service::settings::BrokerSettings,
 }
 
 pub async fn spawn_app(options: Options) -> TestApp {
@@ -171,7 +171,6 @@ pub async fn spawn_app(options: Options) -> TestApp {
         order: Some(order),
         worker: Some(worker),
         worker_settings: order_settings.clone(),
-        broker: order_settings.broker.clone(),
     };
     let (status, session) =
         test.post("/api/v1/users/login", None, json!({"username": "admin", "password": "admin-password"})).await;
@@ -320,7 +319,7 @@ impl TestApp {
             app.stop().await;
         }
         // The payment windows the tests use (other wait queues delete themselves, unused).
-        order_service::broker::Topology::remove(&self.broker, &[900, 1, 2, 3, 4, 5, 6, 8, 10]).await;
+        order_service::broker::Topology::remove(&self.worker_settings.broker, &[900, 1, 2, 3, 4, 5, 6, 8, 10]).await;
         testkit::clear_redis_prefix(&self.redis, &self.prefix).await;
     }
 }
